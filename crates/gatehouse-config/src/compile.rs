@@ -1,0 +1,807 @@
+//! Validation and compilation: [`RawConfig`] -> [`Config`], collecting every problem.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, Source};
+use crate::model::{RawBackend, RawConfig, RawForward, RawGateway, RawHealthCheck, S, Scalar};
+use crate::parse::{
+    closest, parse_duration, parse_endpoint_target, parse_listen_address, parse_listen_socket,
+    parse_status_range,
+};
+use crate::types::*;
+
+/// Default for a listener's `idleTimeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default for a listener's `maxConnections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// A compiled config and the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The snapshot to run.
+    pub config: Config,
+    /// Warnings only (a config with errors is never `Loaded`).
+    pub warnings: Diagnostics,
+}
+
+/// Reads and compiles a config file.
+pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => compile(&Source::new(path.display().to_string(), text)),
+        Err(err) => Err(Diagnostics::unreadable(path, &err)),
+    }
+}
+
+/// Compiles config text; `name` is what diagnostics call it.
+pub fn load_str(name: &str, text: &str) -> Result<Loaded, Diagnostics> {
+    compile(&Source::new(name, text))
+}
+
+/// Parses, validates and compiles one source.
+pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
+    let fail = |items| Diagnostics {
+        source: source.clone(),
+        items,
+    };
+    let raw: RawConfig = if source.text.trim().is_empty() {
+        RawConfig {
+            gateways: vec![],
+            backends: vec![],
+            forwards: vec![],
+            settings: None,
+        }
+    } else {
+        serde_saphyr::from_str(&source.text).map_err(|e| fail(vec![yaml_error(&e)]))?
+    };
+    let mut cx = Compiler::default();
+    let config = cx.config(&raw);
+    let diagnostics = fail(cx.diags);
+    if diagnostics.has_errors() {
+        Err(diagnostics)
+    } else {
+        Ok(Loaded {
+            config,
+            warnings: diagnostics,
+        })
+    }
+}
+
+/// Turns a YAML/shape error into our diagnostic, in the user's words.
+fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
+    let pos = e.location().map(Pos::from).unwrap_or_default();
+    let text = e.without_snippet().to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return Diagnostic::error(pos, format!("duplicate key `{key}`"))
+            .with_hint("a key may appear once in each mapping; remove or merge the repeated one");
+    }
+    if let Some(rest) = text.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let known: Vec<&str> = expected
+            .trim_start_matches(", expected one of ")
+            .trim_start_matches(", expected ")
+            .split(", ")
+            .map(|s| s.trim_matches('`'))
+            .filter(|s| !s.is_empty())
+            .collect();
+        let hint = match closest(field, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None if known.is_empty() => "remove it: this mapping takes no other keys".to_owned(),
+            None => format!("the keys allowed here are: {}", known.join(", ")),
+        };
+        return Diagnostic::error(pos, format!("unknown key `{field}`")).with_hint(hint);
+    }
+    if let Some(rest) = text.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return Diagnostic::error(pos, format!("missing required key `{field}`"))
+            .with_hint(format!("add `{field}:` to this mapping"));
+    }
+    Diagnostic::error(pos, text).with_hint("see docs/config.md for the shape of each section")
+}
+
+fn pos<T>(s: &S<T>) -> Pos {
+    Pos::from(s.referenced)
+}
+
+#[derive(Default)]
+struct Compiler {
+    diags: Vec<Diagnostic>,
+}
+
+/// Where a listener came from, for error messages about it.
+struct ListenerOrigin {
+    name: String,
+    pos: Pos,
+    backend_pos: Pos,
+}
+
+impl Compiler {
+    fn error(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        let index = self.diags.len();
+        self.diags.push(Diagnostic::error(at, message));
+        &mut self.diags[index]
+    }
+
+    fn warn(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        let index = self.diags.len();
+        self.diags.push(Diagnostic::warning(at, message));
+        &mut self.diags[index]
+    }
+
+    fn config(&mut self, raw: &RawConfig) -> Config {
+        let mut backends = BTreeMap::new();
+        let mut backend_pos: HashMap<String, Pos> = HashMap::new();
+        for b in &raw.backends {
+            let name = b.value.name.value.clone();
+            if !self.name_ok(&b.value.name, "backend") {
+                continue;
+            }
+            if let Some(first) = backend_pos.get(&name) {
+                let first = *first;
+                self.error(
+                    pos(&b.value.name),
+                    format!("backend `{name}` is defined twice"),
+                )
+                .hint("give each backend a unique name")
+                .note(first, "first defined");
+                continue;
+            }
+            backend_pos.insert(name.clone(), pos(&b.value.name));
+            if let Some(backend) = self.backend(b) {
+                backends.insert(name, Arc::new(backend));
+            }
+        }
+
+        let mut listeners = Vec::new();
+        let mut origins = Vec::new();
+        let mut gateway_pos: HashMap<&str, Pos> = HashMap::new();
+        for g in &raw.gateways {
+            let name = g.value.name.value.as_str();
+            if self.name_ok(&g.value.name, "gateway") {
+                if let Some(first) = gateway_pos.insert(name, pos(&g.value.name)) {
+                    self.error(
+                        pos(&g.value.name),
+                        format!("gateway `{name}` is defined twice"),
+                    )
+                    .hint("give each gateway a unique name")
+                    .note(first, "first defined");
+                }
+            }
+            self.gateway(g, &mut listeners, &mut origins);
+        }
+        let mut forward_names: HashMap<String, Pos> = HashMap::new();
+        for f in &raw.forwards {
+            if let Some((listener, backend, origin)) = self.forward(f, &mut forward_names) {
+                backends.insert(backend.name.clone(), Arc::new(backend));
+                listeners.push(Arc::new(listener));
+                origins.push(origin);
+            }
+        }
+
+        self.check_binds(&listeners, &origins);
+        self.check_references(&listeners, &origins, &backends, &backend_pos);
+
+        let drain_timeout = raw
+            .settings
+            .as_ref()
+            .map(|s| {
+                self.duration(
+                    &s.value.drain_timeout,
+                    Duration::from_secs(30),
+                    Duration::ZERO,
+                    "drainTimeout",
+                )
+            })
+            .unwrap_or(Duration::from_secs(30));
+        if listeners.is_empty() && self.diags.is_empty() {
+            self.warn(
+                Pos { line: 1, column: 1 },
+                "the config defines no listeners: nothing will be served",
+            )
+            .hint("add a `gateways:` section with listeners, or a `forwards:` entry");
+        }
+        Config {
+            listeners,
+            backends,
+            drain_timeout,
+        }
+    }
+
+    /// Names appear in logs, metrics and URLs: keep them plain.
+    fn name_ok(&mut self, name: &S<String>, what: &str) -> bool {
+        let n = &name.value;
+        let ok = !n.is_empty()
+            && n.len() <= 63
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            self.error(pos(name), format!("`{n}` is not a valid {what} name"))
+                .hint("use 1-63 letters, digits, `-`, `_` or `.`, starting with a letter or digit");
+        }
+        ok
+    }
+
+    fn gateway(
+        &mut self,
+        g: &S<RawGateway>,
+        out: &mut Vec<Arc<Listener>>,
+        origins: &mut Vec<ListenerOrigin>,
+    ) {
+        let gw = &g.value;
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        for a in &gw.addresses {
+            match parse_listen_address(&a.value.0) {
+                Ok(ip) => addresses.push(ip),
+                Err(msg) => {
+                    self.error(pos(a), msg).hint(
+                        "write an IP address this node listens on, e.g. `127.0.0.1` or `::1`",
+                    );
+                }
+            }
+        }
+        if gw.addresses.is_empty() {
+            addresses.push(IpAddr::from([0, 0, 0, 0]));
+        }
+        if gw.listeners.is_empty() {
+            self.warn(
+                pos(&gw.name),
+                format!("gateway `{}` has no listeners", gw.name.value),
+            );
+        }
+        let mut names: HashMap<&str, Pos> = HashMap::new();
+        for l in &gw.listeners {
+            let raw = &l.value;
+            let lname = raw.name.value.as_str();
+            if self.name_ok(&raw.name, "listener") {
+                if let Some(first) = names.insert(lname, pos(&raw.name)) {
+                    self.error(
+                        pos(&raw.name),
+                        format!(
+                            "gateway `{}` has two listeners named `{lname}`",
+                            gw.name.value
+                        ),
+                    )
+                    .hint("listener names must be unique within a gateway")
+                    .note(first, "first defined");
+                }
+            }
+            let protocol = self.protocol(&raw.protocol);
+            let port = self.port(&raw.port, true);
+            let max_connections = self.max_connections(&raw.max_connections);
+            let idle_timeout = self.duration(
+                &raw.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+                Duration::from_millis(1),
+                "idleTimeout",
+            );
+            let ips: Vec<IpAddr> = match &raw.address {
+                Some(a) => match parse_listen_address(&a.value.0) {
+                    Ok(ip) => vec![ip],
+                    Err(msg) => {
+                        self.error(pos(a), msg)
+                            .hint("write an IP address, e.g. `127.0.0.1`");
+                        continue;
+                    }
+                },
+                None => addresses.clone(),
+            };
+            let Some(backend) = &raw.backend else {
+                self.error(
+                    pos(&raw.name),
+                    format!("listener `{lname}` has no `backend`"),
+                )
+                .hint("name the backend pool that receives its connections: `backend: NAME`");
+                continue;
+            };
+            let (Some(protocol), Some(port)) = (protocol, port) else {
+                continue;
+            };
+            for ip in ips {
+                out.push(Arc::new(Listener {
+                    name: format!("{}/{}", gw.name.value, lname),
+                    bind: SocketAddr::new(ip, port),
+                    protocol,
+                    backend: backend.value.clone(),
+                    max_connections,
+                    idle_timeout,
+                }));
+                origins.push(ListenerOrigin {
+                    name: format!("{}/{}", gw.name.value, lname),
+                    pos: pos(&raw.port),
+                    backend_pos: pos(backend),
+                });
+            }
+        }
+    }
+
+    fn forward(
+        &mut self,
+        f: &S<RawForward>,
+        names: &mut HashMap<String, Pos>,
+    ) -> Option<(Listener, Backend, ListenerOrigin)> {
+        let raw = &f.value;
+        let listen = match parse_listen_socket(&raw.listen.value.0) {
+            Ok(a) => Some(a),
+            Err(msg) => {
+                self.error(pos(&raw.listen), msg);
+                None
+            }
+        };
+        let target = match parse_endpoint_target(&raw.to.value) {
+            Ok(t) => Some(t),
+            Err(msg) => {
+                self.error(pos(&raw.to), msg)
+                    .hint("write the destination as `host:port`");
+                None
+            }
+        };
+        let name = match &raw.name {
+            Some(n) => {
+                self.name_ok(n, "forward");
+                n.value.clone()
+            }
+            None => raw.listen.value.0.trim().to_owned(),
+        };
+        let at = raw.name.as_ref().map_or(pos(&raw.listen), pos);
+        if let Some(first) = names.insert(name.clone(), at) {
+            self.error(at, format!("two forwards are named `{name}`"))
+                .hint("give each forward a unique `name`")
+                .note(first, "first defined");
+        }
+        let max_connections = self.max_connections(&raw.max_connections);
+        let idle_timeout = self.duration(
+            &raw.idle_timeout,
+            DEFAULT_IDLE_TIMEOUT,
+            Duration::from_millis(1),
+            "idleTimeout",
+        );
+        let (listen, target) = (listen?, target?);
+        let full_name = format!("forward/{name}");
+        let backend = Backend {
+            name: full_name.clone(),
+            balance: Balance::RoundRobin,
+            endpoints: vec![EndpointSpec { target, weight: 1 }],
+            connect_timeout: Duration::from_secs(5),
+            retries: 0,
+            resolve_interval: Duration::from_secs(30),
+            passive: Passive {
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+            },
+            health_check: None,
+        };
+        let listener = Listener {
+            name: full_name.clone(),
+            bind: listen,
+            protocol: Protocol::Tcp,
+            backend: full_name.clone(),
+            max_connections,
+            idle_timeout,
+        };
+        let origin = ListenerOrigin {
+            name: full_name,
+            pos: pos(&raw.listen),
+            backend_pos: pos(&raw.to),
+        };
+        Some((listener, backend, origin))
+    }
+
+    fn backend(&mut self, b: &S<RawBackend>) -> Option<Backend> {
+        let raw = &b.value;
+        let name = raw.name.value.clone();
+        let balance = match &raw.balance {
+            None => Some(Balance::RoundRobin),
+            Some(s) => {
+                let found = Balance::NAMES
+                    .iter()
+                    .find(|(n, _)| *n == s.value)
+                    .map(|(_, b)| *b);
+                if found.is_none() {
+                    let names = Balance::NAMES.map(|(n, _)| n);
+                    let hint = match closest(&s.value, names) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("use one of: {}", names.join(", ")),
+                    };
+                    self.error(
+                        pos(s),
+                        format!("`{}` is not a balancing algorithm", s.value),
+                    )
+                    .hint(hint);
+                }
+                found
+            }
+        };
+        if raw.endpoints.is_empty() {
+            self.error(pos(&raw.name), format!("backend `{name}` has no endpoints"))
+                .hint("list at least one endpoint under `endpoints:`, e.g. `- 127.0.0.1:8080`");
+        }
+        let mut endpoints: Vec<EndpointSpec> = Vec::new();
+        let mut seen: HashMap<Target, Pos> = HashMap::new();
+        for e in &raw.endpoints {
+            // The short form `- host:port` has no span of its own: use the list item's.
+            let at = if e.value.address.referenced.line() == 0 {
+                pos(e)
+            } else {
+                pos(&e.value.address)
+            };
+            let weight = match &e.value.weight {
+                None => 1,
+                Some(w) => self.int_in(w, 0, 1000, "weight").unwrap_or(1),
+            };
+            match parse_endpoint_target(&e.value.address.value) {
+                Ok(target) => {
+                    if let Some(first) = seen.insert(target.clone(), at) {
+                        self.error(
+                            at,
+                            format!("endpoint `{target}` is listed twice in backend `{name}`"),
+                        )
+                        .hint("list each endpoint once; use `weight` to give it a larger share")
+                        .note(first, "first listed");
+                    }
+                    endpoints.push(EndpointSpec { target, weight });
+                }
+                Err(msg) => {
+                    self.error(at, msg)
+                        .hint("write an endpoint as `ip:port`, `[ipv6]:port` or `hostname:port`");
+                }
+            }
+        }
+        if !endpoints.is_empty() && endpoints.iter().all(|e| e.weight == 0) {
+            self.warn(
+                pos(&raw.name),
+                format!("every endpoint of backend `{name}` has weight 0"),
+            )
+            .hint("weight 0 takes no new connections; give at least one endpoint a weight");
+        }
+        let connect_timeout = self.duration(
+            &raw.connect_timeout,
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            "connectTimeout",
+        );
+        let retries = raw
+            .retries
+            .as_ref()
+            .and_then(|r| self.int_in(r, 0, 10, "retries"))
+            .unwrap_or(2);
+        let resolve_interval = self.duration(
+            &raw.resolve_interval,
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+            "resolveInterval",
+        );
+        let passive = match &raw.passive {
+            None => Passive {
+                max_fails: 1,
+                fail_timeout: Duration::from_secs(10),
+            },
+            Some(p) => Passive {
+                max_fails: p
+                    .value
+                    .max_fails
+                    .as_ref()
+                    .and_then(|m| self.int_in(m, 0, 100, "maxFails"))
+                    .unwrap_or(1),
+                fail_timeout: self.duration(
+                    &p.value.fail_timeout,
+                    Duration::from_secs(10),
+                    Duration::from_millis(1),
+                    "failTimeout",
+                ),
+            },
+        };
+        let health_check = raw.health_check.as_ref().and_then(|h| self.health_check(h));
+        if raw.health_check.is_some() && health_check.is_none() {
+            return None;
+        }
+        Some(Backend {
+            name,
+            balance: balance?,
+            endpoints,
+            connect_timeout,
+            retries,
+            resolve_interval,
+            passive,
+            health_check,
+        })
+    }
+
+    fn health_check(&mut self, h: &S<RawHealthCheck>) -> Option<HealthCheck> {
+        let raw = &h.value;
+        let protocol = raw.protocol.as_ref().map_or("TCP", |p| p.value.as_str());
+        let interval = self.duration(
+            &raw.interval,
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            "interval",
+        );
+        let timeout = self.duration(
+            &raw.timeout,
+            interval.min(Duration::from_secs(1)),
+            Duration::from_millis(1),
+            "timeout",
+        );
+        if timeout > interval {
+            if let Some(t) = &raw.timeout {
+                self.warn(pos(t), "the health check timeout is longer than its interval")
+                    .hint("probes of one endpoint never overlap, so checks will run less often than `interval`");
+            }
+        }
+        let rise = raw
+            .rise
+            .as_ref()
+            .and_then(|r| self.int_in(r, 1, 100, "rise"))
+            .unwrap_or(2);
+        let fall = raw
+            .fall
+            .as_ref()
+            .and_then(|r| self.int_in(r, 1, 100, "fall"))
+            .unwrap_or(3);
+        let kind = match protocol {
+            "TCP" => {
+                for (field, present) in [
+                    ("path", raw.path.as_ref().map(pos)),
+                    ("host", raw.host.as_ref().map(pos)),
+                    ("expectStatus", raw.expect_status.as_ref().map(pos)),
+                ] {
+                    if let Some(at) = present {
+                        self.error(at, format!("`{field}` only applies to HTTP health checks"))
+                            .hint("add `protocol: HTTP` to the health check, or remove this key");
+                    }
+                }
+                HealthCheckKind::Tcp
+            }
+            "HTTP" => {
+                let path = raw
+                    .path
+                    .as_ref()
+                    .map_or("/".to_owned(), |p| p.value.clone());
+                if !path.starts_with('/')
+                    || path.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    let at = raw.path.as_ref().map_or(pos(h), pos);
+                    self.error(at, format!("`{path}` is not a request path"))
+                        .hint("a path starts with `/` and has no spaces, e.g. `/healthz`");
+                }
+                let host = raw.host.as_ref().map(|s| s.value.clone());
+                if let Some(hs) = &raw.host {
+                    if hs.value.is_empty()
+                        || hs
+                            .value
+                            .chars()
+                            .any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        self.error(
+                            pos(hs),
+                            format!("`{}` is not a valid Host header", hs.value),
+                        );
+                    }
+                }
+                let expect_status = match &raw.expect_status {
+                    None => 200..=399,
+                    Some(s) => match parse_status_range(&s.value.0) {
+                        Ok(r) => r,
+                        Err(msg) => {
+                            self.error(pos(s), msg)
+                                .hint("write a status or a range, e.g. `200` or `200-399`");
+                            200..=399
+                        }
+                    },
+                };
+                HealthCheckKind::Http {
+                    path,
+                    host,
+                    expect_status,
+                }
+            }
+            other => {
+                let at = raw.protocol.as_ref().map_or(pos(h), pos);
+                let hint = match closest(other, ["TCP", "HTTP"]) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => "use `TCP` (a connect) or `HTTP` (a GET expecting a status)".to_owned(),
+                };
+                self.error(at, format!("`{other}` is not a health check protocol"))
+                    .hint(hint);
+                return None;
+            }
+        };
+        Some(HealthCheck {
+            kind,
+            interval,
+            timeout,
+            rise,
+            fall,
+        })
+    }
+
+    fn protocol(&mut self, p: &Option<S<String>>) -> Option<Protocol> {
+        let Some(p) = p else {
+            return Some(Protocol::Tcp);
+        };
+        match p.value.as_str() {
+            "TCP" => Some(Protocol::Tcp),
+            "HTTP" | "HTTPS" | "TLS" | "UDP" => {
+                self.error(
+                    pos(p),
+                    format!(
+                        "protocol `{}` is not supported by this version yet",
+                        p.value
+                    ),
+                )
+                .hint("this version proxies `TCP` listeners; HTTP, TLS and UDP are on the roadmap");
+                None
+            }
+            other => {
+                let hint = match closest(other, ["TCP", "UDP", "TLS", "HTTP", "HTTPS"]) {
+                    Some(best) => format!("did you mean `{best}`? (protocols are upper case)"),
+                    None => "use `TCP`".to_owned(),
+                };
+                self.error(pos(p), format!("`{other}` is not a listener protocol"))
+                    .hint(hint);
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, p: &S<i64>, allow_zero: bool) -> Option<u16> {
+        let min = if allow_zero { 0 } else { 1 };
+        match u16::try_from(p.value) {
+            Ok(v) if i64::from(v) >= min => Some(v),
+            _ => {
+                self.error(pos(p), format!("`{}` is not a port", p.value))
+                    .hint("a port is a number from 1 to 65535 (0 picks a free port, reported in the log)");
+                None
+            }
+        }
+    }
+
+    fn max_connections(&mut self, m: &Option<S<i64>>) -> usize {
+        m.as_ref()
+            .and_then(|m| self.int_in(m, 1, 1_000_000, "maxConnections"))
+            .map_or(DEFAULT_MAX_CONNECTIONS, |v| v as usize)
+    }
+
+    fn int_in(&mut self, v: &S<i64>, min: u32, max: u32, what: &str) -> Option<u32> {
+        match u32::try_from(v.value) {
+            Ok(x) if (min..=max).contains(&x) => Some(x),
+            _ => {
+                self.error(
+                    pos(v),
+                    format!("`{what}` is {}, outside {min}..={max}", v.value),
+                )
+                .hint(format!(
+                    "set `{what}` to a whole number from {min} to {max}"
+                ));
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        v: &Option<S<Scalar>>,
+        default: Duration,
+        min: Duration,
+        what: &str,
+    ) -> Duration {
+        let Some(v) = v else { return default };
+        match parse_duration(&v.value.0) {
+            Ok(d) if d >= min => d,
+            Ok(_) => {
+                self.error(
+                    pos(v),
+                    format!("`{what}` must be at least {}", format_duration(min)),
+                );
+                default
+            }
+            Err(msg) => {
+                self.error(pos(v), msg).hint(format!(
+                    "write `{what}` as a number and a unit: `250ms`, `2s`, `5m`, `1h`"
+                ));
+                default
+            }
+        }
+    }
+
+    /// Two listeners on one socket cannot both be bound; nor can a wildcard and a specific
+    /// address on the same port and family.
+    fn check_binds(&mut self, listeners: &[Arc<Listener>], origins: &[ListenerOrigin]) {
+        let mut seen: Vec<(usize, &Listener)> = Vec::new();
+        for (i, l) in listeners.iter().enumerate() {
+            if l.bind.port() == 0 {
+                continue;
+            }
+            for (j, other) in &seen {
+                if other.protocol != l.protocol || other.bind.port() != l.bind.port() {
+                    continue;
+                }
+                let same = other.bind.ip() == l.bind.ip();
+                let overlap = other.bind.is_ipv4() == l.bind.is_ipv4()
+                    && (other.bind.ip().is_unspecified() || l.bind.ip().is_unspecified());
+                if same || overlap {
+                    let msg = if same {
+                        format!(
+                            "listeners `{}` and `{}` both listen on {} {}",
+                            origins[*j].name, origins[i].name, l.protocol, l.bind
+                        )
+                    } else {
+                        format!(
+                            "listener `{}` on {} overlaps listener `{}` on {} ({} port {})",
+                            origins[i].name,
+                            l.bind,
+                            origins[*j].name,
+                            other.bind,
+                            l.protocol,
+                            l.bind.port()
+                        )
+                    };
+                    let first = origins[*j].pos;
+                    self.error(origins[i].pos, msg)
+                        .hint("use another port, or merge them into one listener")
+                        .note(first, format!("`{}` is defined", origins[*j].name));
+                    break;
+                }
+            }
+            seen.push((i, l));
+        }
+    }
+
+    fn check_references(
+        &mut self,
+        listeners: &[Arc<Listener>],
+        origins: &[ListenerOrigin],
+        backends: &BTreeMap<String, Arc<Backend>>,
+        defined: &HashMap<String, Pos>,
+    ) {
+        let mut reported = std::collections::HashSet::new();
+        for (l, origin) in listeners.iter().zip(origins) {
+            if backends.contains_key(&l.backend) || defined.contains_key(&l.backend) {
+                continue;
+            }
+            if !reported.insert((origin.name.clone(), l.backend.clone())) {
+                continue;
+            }
+            let names: Vec<&str> = defined.keys().map(String::as_str).collect();
+            let hint = match closest(&l.backend, names.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None if names.is_empty() => "define it under `backends:`".to_owned(),
+                None => format!(
+                    "define it under `backends:`; defined backends: {}",
+                    sorted(&names)
+                ),
+            };
+            self.error(
+                origin.backend_pos,
+                format!(
+                    "listener `{}` refers to backend `{}`, which is not defined",
+                    origin.name, l.backend
+                ),
+            )
+            .hint(hint);
+        }
+        for (name, at) in defined {
+            if !listeners.iter().any(|l| &l.backend == name) {
+                self.warn(*at, format!("backend `{name}` is not used by any listener"));
+            }
+        }
+        self.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
+    }
+}
+
+fn sorted(names: &[&str]) -> String {
+    let mut v = names.to_vec();
+    v.sort_unstable();
+    v.join(", ")
+}

@@ -1,0 +1,27 @@
+//! Gatehouse's configuration pipeline, with no IO beyond reading the file and no async runtime:
+//!
+//! ```text
+//! YAML text --model--> RawConfig (every value carries its line:column)
+//!           --compile--> Config (typed, validated, immutable; what the proxy runs on)
+//!           --diff-----> ConfigDiff (what a reload has to change)
+//! ```
+//!
+//! Validation never stops at the first problem: [`compile`] returns every [`Diagnostic`] it
+//! finds, each naming the file, line and column, what is wrong and, where we can tell, how to
+//! fix it. The hot path never sees YAML types: it gets a [`Config`].
+
+mod compile;
+mod diag;
+mod diff;
+mod model;
+mod parse;
+mod summary;
+mod types;
+
+pub use compile::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Loaded, compile, load_file, load_str,
+};
+pub use diag::{Diagnostic, Diagnostics, Pos, Severity, Source};
+pub use diff::{ConfigDiff, diff};
+pub use parse::{parse_duration, parse_endpoint_target, parse_listen_address};
+pub use types::*;

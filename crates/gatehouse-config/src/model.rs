@@ -1,0 +1,209 @@
+//! The raw model: the YAML file as written, every value paired with where it was written.
+//!
+//! These types only describe the shape of the file (`deny_unknown_fields` everywhere, so a
+//! misspelt key is an error, not a silently ignored setting). Enumerations, durations and
+//! addresses stay strings here: [`crate::compile`] parses them so that it can say precisely
+//! what is wrong and suggest the right spelling.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A value with the line and column it was written at.
+pub type S<T> = Spanned<T>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub gateways: Vec<S<RawGateway>>,
+    #[serde(default)]
+    pub backends: Vec<S<RawBackend>>,
+    #[serde(default)]
+    pub forwards: Vec<S<RawForward>>,
+    #[serde(default)]
+    pub settings: Option<S<RawSettings>>,
+}
+
+/// A gateway: a set of listeners sharing addresses (Gateway API `Gateway`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGateway {
+    pub name: S<String>,
+    #[serde(default)]
+    pub addresses: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub listeners: Vec<S<RawListener>>,
+}
+
+/// One listener of a gateway (Gateway API `Listener`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawListener {
+    pub name: S<String>,
+    #[serde(default)]
+    pub address: Option<S<Scalar>>,
+    pub port: S<i64>,
+    #[serde(default)]
+    pub protocol: Option<S<String>>,
+    #[serde(default)]
+    pub backend: Option<S<String>>,
+    #[serde(default)]
+    pub max_connections: Option<S<i64>>,
+    #[serde(default)]
+    pub idle_timeout: Option<S<Scalar>>,
+}
+
+/// A named pool of endpoints with its balancing and health checking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackend {
+    pub name: S<String>,
+    #[serde(default)]
+    pub balance: Option<S<String>>,
+    #[serde(default)]
+    pub endpoints: Vec<S<RawEndpoint>>,
+    #[serde(default)]
+    pub connect_timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub retries: Option<S<i64>>,
+    #[serde(default)]
+    pub resolve_interval: Option<S<Scalar>>,
+    #[serde(default)]
+    pub passive: Option<S<RawPassive>>,
+    #[serde(default)]
+    pub health_check: Option<S<RawHealthCheck>>,
+}
+
+/// An endpoint: either `"host:port"` or `{ address: "host:port", weight: 3 }`.
+#[derive(Debug)]
+pub struct RawEndpoint {
+    pub address: S<String>,
+    pub weight: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEndpointMap {
+    address: S<String>,
+    #[serde(default)]
+    weight: Option<S<i64>>,
+}
+
+impl<'de> Deserialize<'de> for RawEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EndpointVisitor;
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = RawEndpoint;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"host:port\" or a mapping with `address` and `weight`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoint, E> {
+                Ok(RawEndpoint {
+                    address: Spanned::new(
+                        v.to_owned(),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    ),
+                    weight: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
+                let m = RawEndpointMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawEndpoint {
+                    address: m.address,
+                    weight: m.weight,
+                })
+            }
+        }
+        deserializer.deserialize_any(EndpointVisitor)
+    }
+}
+
+/// Passive health: eject an endpoint whose connects fail.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPassive {
+    #[serde(default)]
+    pub max_fails: Option<S<i64>>,
+    #[serde(default)]
+    pub fail_timeout: Option<S<Scalar>>,
+}
+
+/// Active health checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHealthCheck {
+    #[serde(default)]
+    pub protocol: Option<S<String>>,
+    #[serde(default)]
+    pub interval: Option<S<Scalar>>,
+    #[serde(default)]
+    pub timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub rise: Option<S<i64>>,
+    #[serde(default)]
+    pub fall: Option<S<i64>>,
+    #[serde(default)]
+    pub path: Option<S<String>>,
+    #[serde(default)]
+    pub host: Option<S<String>>,
+    #[serde(default)]
+    pub expect_status: Option<S<Scalar>>,
+}
+
+/// A port forward: a TCP listener with one backend, in two lines.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawForward {
+    #[serde(default)]
+    pub name: Option<S<String>>,
+    pub listen: S<Scalar>,
+    pub to: S<String>,
+    #[serde(default)]
+    pub idle_timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub max_connections: Option<S<i64>>,
+}
+
+/// Process-wide settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSettings {
+    #[serde(default)]
+    pub drain_timeout: Option<S<Scalar>>,
+}
+
+/// A scalar read as text whatever its YAML type, so that `interval: 2` can be answered with
+/// "a duration needs a unit" rather than a type error, and `address: 8080` still parses.
+#[derive(Debug, Clone)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a scalar value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
