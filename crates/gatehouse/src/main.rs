@@ -1,1 +1,160 @@
-fn main() {}
+//! The `gatehouse` binary: parses the command line, sets up logging and the runtime, and maps
+//! outcomes to exit codes. Everything else lives in `gatehouse-app`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gatehouse_app::{RunError, RunOptions};
+
+/// Exit code for an invalid config or a config that cannot be put in place.
+const EXIT_CONFIG: u8 = 1;
+/// Exit code for a failure of the process itself (runtime, signals).
+const EXIT_SOFTWARE: u8 = 70;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "The front door of a homelab or bare-metal cluster: one binary, one config file.",
+    after_help = "Start with `gatehouse demo`. The config reference is docs/config.md."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `info,gatehouse::access=warn` (RUST_LOG works too).
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a config file; reload it on SIGHUP or when it changes; drain on SIGTERM/SIGINT.
+    Run {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Worker threads (default: one per CPU).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Do not watch the file; reload only on SIGHUP.
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Validate a config file and print what it would serve; exit 1 if it has errors.
+    Check {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run a gateway on 127.0.0.1 in front of two built-in backends, no config file needed.
+    Demo {
+        /// Port of the demo gateway (a free one is used if it is taken).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run {
+            config,
+            threads,
+            no_watch,
+        } => {
+            init_logging(cli.log_format, &cli.log);
+            let options = RunOptions {
+                config,
+                watch: !no_watch,
+            };
+            serve(threads, gatehouse_app::run(options))
+        }
+        Command::Demo { port } => {
+            init_logging(cli.log_format, &cli.log);
+            serve(None, gatehouse_app::demo::demo(port))
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match gatehouse_config::load_file(path) {
+        Ok(loaded) => {
+            for w in loaded.warnings.warnings() {
+                eprint!("{}", w.render(&loaded.warnings.source));
+            }
+            print!("{}", loaded.config.summary());
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            eprint!("{}", diagnostics.render());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(threads: Option<usize>, main: impl Future<Output = Result<(), RunError>>) -> ExitCode {
+    let runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Config(diagnostics)) => {
+            eprint!("{}", diagnostics.render());
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e @ RunError::Apply(_)) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e @ RunError::Setup(_)) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_SOFTWARE)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: bad log filter `{filter}` ({e}); using `info`");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,268 @@
+//! The supervisor: the running set of listeners and pools, and how a new config replaces it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_config::{Config, ConfigDiff, ListenerKey, diff};
+use gatehouse_proxy::Pool;
+use gatehouse_proxy::bind::bind_tcp;
+use gatehouse_proxy::tcp::{ConnectionControl, ListenerState, Route, serve};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest a start or reload waits for backend names to resolve.
+const RESOLVE_BUDGET: Duration = Duration::from_secs(5);
+
+/// Why a config could not be applied. The running config, if any, is untouched.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// A listening socket could not be opened.
+    Bind {
+        /// The listener.
+        listener: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Bind {
+                listener,
+                addr,
+                error,
+            } => {
+                write!(f, "listener `{listener}` cannot listen on {addr}: {error}")?;
+                match error.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        write!(
+                            f,
+                            " (another process holds this port; `ss -ltnp` shows which)"
+                        )
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        write!(f, " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+struct RunningListener {
+    state: Arc<ListenerState>,
+    stop: CancellationToken,
+    local: SocketAddr,
+}
+
+/// Owns the running listeners and pools.
+pub struct Supervisor {
+    config: Arc<Config>,
+    listeners: HashMap<ListenerKey, RunningListener>,
+    pools: HashMap<String, Arc<Pool>>,
+    /// Accept loops, health checkers, resolvers.
+    background: TaskTracker,
+    control: ConnectionControl,
+}
+
+impl Supervisor {
+    /// Binds every listener of `config` and starts its pools. Fails, binding nothing, if any
+    /// socket cannot be opened.
+    pub async fn start(config: Config) -> Result<Self, ApplyError> {
+        let mut sup = Supervisor {
+            config: Arc::new(Config {
+                listeners: vec![],
+                backends: Default::default(),
+                drain_timeout: config.drain_timeout,
+            }),
+            listeners: HashMap::new(),
+            pools: HashMap::new(),
+            background: TaskTracker::new(),
+            control: ConnectionControl {
+                tasks: TaskTracker::new(),
+                cut: CancellationToken::new(),
+            },
+        };
+        sup.apply(config).await?;
+        Ok(sup)
+    }
+
+    /// The running config.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The address each listener is bound to (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let mut v: Vec<(String, SocketAddr)> = self
+            .listeners
+            .values()
+            .map(|l| (l.state.route().listener.name.clone(), l.local))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Replaces the running config with `new`, changing only what differs. On error nothing
+    /// has changed.
+    pub async fn apply(&mut self, new: Config) -> Result<ConfigDiff, ApplyError> {
+        let changes = diff(&self.config, &new);
+
+        // 1. Pools: reuse unchanged ones; build changed ones, inheriting endpoint health.
+        let mut pools: HashMap<String, Arc<Pool>> = HashMap::new();
+        let mut fresh: Vec<Arc<Pool>> = Vec::new();
+        for (name, spec) in &new.backends {
+            match self.pools.get(name) {
+                Some(old) if old.spec() == spec => {
+                    pools.insert(name.clone(), Arc::clone(old));
+                }
+                old => {
+                    let pool = Pool::new(Arc::clone(spec), old.map(|p| &**p));
+                    fresh.push(Arc::clone(&pool));
+                    pools.insert(name.clone(), pool);
+                }
+            }
+        }
+        let resolving = fresh
+            .iter()
+            .filter(|p| p.spec().has_hostnames())
+            .map(|p| p.resolve_now());
+        let all = async {
+            for r in resolving {
+                r.await;
+            }
+        };
+        if tokio::time::timeout(RESOLVE_BUDGET, all).await.is_err() {
+            tracing::warn!(
+                "resolving backend names is slow; serving with what has resolved so far"
+            );
+        }
+
+        // 2. Bind every new socket before touching anything that runs.
+        let mut bound = Vec::new();
+        for listener in new
+            .listeners
+            .iter()
+            .filter(|l| changes.bind.contains(&l.key()))
+        {
+            match bind_tcp(listener.bind) {
+                Ok(socket) => bound.push((Arc::clone(listener), socket)),
+                Err(error) => {
+                    return Err(ApplyError::Bind {
+                        listener: listener.name.clone(),
+                        addr: listener.bind,
+                        error,
+                    });
+                }
+            }
+        }
+
+        // 3. Commit: nothing below can fail.
+        let route_for = |l: &Arc<gatehouse_config::Listener>| -> Option<Route> {
+            let pool = pools.get(&l.backend)?;
+            Some(Route {
+                listener: Arc::clone(l),
+                pool: Arc::clone(pool),
+            })
+        };
+        for listener in &new.listeners {
+            if let Some(running) = self.listeners.get(&listener.key()) {
+                if let Some(route) = route_for(listener) {
+                    running.state.set_route(route);
+                }
+            }
+        }
+        for (listener, socket) in bound {
+            let Some(route) = route_for(&listener) else {
+                continue;
+            };
+            let local = socket.local_addr().unwrap_or(listener.bind);
+            tracing::info!(
+                listener = %listener.name,
+                address = %local,
+                protocol = %listener.protocol,
+                backend = %listener.backend,
+                "listening"
+            );
+            let state = ListenerState::new(route);
+            let stop = CancellationToken::new();
+            self.background.spawn(serve(
+                socket,
+                Arc::clone(&state),
+                stop.clone(),
+                self.control.clone(),
+            ));
+            self.listeners
+                .insert(listener.key(), RunningListener { state, stop, local });
+        }
+        for key in &changes.close {
+            if let Some(running) = self.listeners.remove(key) {
+                running.stop.cancel();
+                tracing::info!(
+                    listener = %running.state.route().listener.name,
+                    address = %running.local,
+                    open_connections = running.state.open_connections(),
+                    "stopped listening; open connections carry on"
+                );
+            }
+        }
+        for (name, old) in &self.pools {
+            if !pools.get(name).is_some_and(|p| Arc::ptr_eq(p, old)) {
+                old.stop();
+            }
+        }
+        for pool in &fresh {
+            pool.start(&self.background);
+        }
+        self.pools = pools;
+        self.config = Arc::new(new);
+        Ok(changes)
+    }
+
+    /// Stops accepting, waits up to the drain timeout for open connections, cuts the rest.
+    /// Returns how many connections were cut.
+    pub async fn shutdown(self) -> usize {
+        for running in self.listeners.values() {
+            running.stop.cancel();
+        }
+        for pool in self.pools.values() {
+            pool.stop();
+        }
+        let open: usize = self
+            .listeners
+            .values()
+            .map(|l| l.state.open_connections())
+            .sum();
+        let drain = self.config.drain_timeout;
+        if open > 0 {
+            tracing::info!(open_connections = open, drain_timeout = ?drain, "draining: no new connections; waiting for open ones");
+        }
+        self.control.tasks.close();
+        let cut = if tokio::time::timeout(drain, self.control.tasks.wait())
+            .await
+            .is_err()
+        {
+            let left = self.control.tasks.len();
+            tracing::warn!(
+                open_connections = left,
+                "drain timeout reached; closing the remaining connections"
+            );
+            self.control.cut.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.control.tasks.wait()).await;
+            left
+        } else {
+            0
+        };
+        self.background.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.background.wait()).await;
+        cut
+    }
+}
