@@ -63,14 +63,19 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let mut supervisor = Supervisor::start(loaded.config)
         .await
         .map_err(RunError::Apply)?;
-    tracing::info!(config = %options.config.display(), "gatehouse is running; SIGHUP or editing the file reloads it");
 
+    // Watch before saying we run: a change made right after startup must not be missed.
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
     let _watcher = if options.watch {
         Some(watch_directory(&options.config, tx).map_err(RunError::Setup)?)
     } else {
         None
     };
+    tracing::info!(
+        config = %options.config.display(),
+        "gatehouse is running; {} reloads it",
+        if options.watch { "SIGHUP or editing the file" } else { "SIGHUP" }
+    );
 
     let reason = loop {
         tokio::select! {

@@ -60,6 +60,8 @@ impl std::error::Error for ApplyError {}
 struct RunningListener {
     state: Arc<ListenerState>,
     stop: CancellationToken,
+    /// The accept loop; it ends (closing the socket) soon after `stop`.
+    accept: tokio::task::JoinHandle<()>,
     local: SocketAddr,
 }
 
@@ -174,10 +176,10 @@ impl Supervisor {
             })
         };
         for listener in &new.listeners {
-            if let Some(running) = self.listeners.get(&listener.key()) {
-                if let Some(route) = route_for(listener) {
-                    running.state.set_route(route);
-                }
+            if let Some(running) = self.listeners.get(&listener.key())
+                && let Some(route) = route_for(listener)
+            {
+                running.state.set_route(route);
             }
         }
         for (listener, socket) in bound {
@@ -194,18 +196,28 @@ impl Supervisor {
             );
             let state = ListenerState::new(route);
             let stop = CancellationToken::new();
-            self.background.spawn(serve(
+            let accept = self.background.spawn(serve(
                 socket,
                 Arc::clone(&state),
                 stop.clone(),
                 self.control.clone(),
             ));
-            self.listeners
-                .insert(listener.key(), RunningListener { state, stop, local });
+            self.listeners.insert(
+                listener.key(),
+                RunningListener {
+                    state,
+                    stop,
+                    accept,
+                    local,
+                },
+            );
         }
         for key in &changes.close {
             if let Some(running) = self.listeners.remove(key) {
                 running.stop.cancel();
+                // The socket closes when the accept loop returns: wait for it, so that
+                // "stopped listening" is true when it is logged.
+                let _ = tokio::time::timeout(Duration::from_secs(1), running.accept).await;
                 tracing::info!(
                     listener = %running.state.route().listener.name,
                     address = %running.local,

@@ -1,6 +1,6 @@
 //! Validation and compilation: [`RawConfig`] -> [`Config`], collecting every problem.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -107,6 +107,19 @@ fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
         return Diagnostic::error(pos, format!("missing required key `{field}`"))
             .with_hint(format!("add `{field}:` to this mapping"));
     }
+    if text.starts_with("invalid i64") || text.starts_with("invalid u64") {
+        return Diagnostic::error(pos, "expected a whole number here")
+            .with_hint("write a plain integer, e.g. `8080`");
+    }
+    if text == "expected sequence start" {
+        return Diagnostic::error(pos, "expected a list here").with_hint(
+            "write one item per line starting with `- `, or `[]` for none (or remove the key)",
+        );
+    }
+    if text == "expected mapping start" {
+        return Diagnostic::error(pos, "expected a mapping (`key: value` lines) here")
+            .with_hint("see docs/config.md for the shape of each section");
+    }
     Diagnostic::error(pos, text).with_hint("see docs/config.md for the shape of each section")
 }
 
@@ -123,7 +136,15 @@ struct Compiler {
 struct ListenerOrigin {
     name: String,
     pos: Pos,
-    backend_pos: Pos,
+}
+
+/// A listener's `backend:`, recorded whether or not the listener itself compiled, so that a
+/// listener with another error still has its reference checked (and still counts as a user
+/// of its backend).
+struct BackendRef<'a> {
+    listener: String,
+    backend: &'a str,
+    pos: Pos,
 }
 
 impl Compiler {
@@ -144,9 +165,10 @@ impl Compiler {
         let mut backend_pos: HashMap<String, Pos> = HashMap::new();
         for b in &raw.backends {
             let name = b.value.name.value.clone();
-            if !self.name_ok(&b.value.name, "backend") {
-                continue;
-            }
+            // An invalid name is still "defined": listeners naming it get no second error.
+            self.name_ok(&b.value.name, "backend");
+            // A duplicate's body is checked too, so that one run reports every problem.
+            let compiled = self.backend(b);
             if let Some(first) = backend_pos.get(&name) {
                 let first = *first;
                 self.error(
@@ -158,7 +180,7 @@ impl Compiler {
                 continue;
             }
             backend_pos.insert(name.clone(), pos(&b.value.name));
-            if let Some(backend) = self.backend(b) {
+            if let Some(backend) = compiled {
                 backends.insert(name, Arc::new(backend));
             }
         }
@@ -166,19 +188,22 @@ impl Compiler {
         let mut listeners = Vec::new();
         let mut origins = Vec::new();
         let mut gateway_pos: HashMap<&str, Pos> = HashMap::new();
+        let mut references: Vec<BackendRef> = Vec::new();
         for g in &raw.gateways {
             let name = g.value.name.value.as_str();
             if self.name_ok(&g.value.name, "gateway") {
-                if let Some(first) = gateway_pos.insert(name, pos(&g.value.name)) {
+                if let Some(&first) = gateway_pos.get(name) {
                     self.error(
                         pos(&g.value.name),
                         format!("gateway `{name}` is defined twice"),
                     )
                     .hint("give each gateway a unique name")
                     .note(first, "first defined");
+                } else {
+                    gateway_pos.insert(name, pos(&g.value.name));
                 }
             }
-            self.gateway(g, &mut listeners, &mut origins);
+            self.gateway(g, &mut listeners, &mut origins, &mut references);
         }
         let mut forward_names: HashMap<String, Pos> = HashMap::new();
         for f in &raw.forwards {
@@ -190,7 +215,7 @@ impl Compiler {
         }
 
         self.check_binds(&listeners, &origins);
-        self.check_references(&listeners, &origins, &backends, &backend_pos);
+        self.check_references(&references, &backends, &backend_pos);
 
         let drain_timeout = raw
             .settings
@@ -211,6 +236,8 @@ impl Compiler {
             )
             .hint("add a `gateways:` section with listeners, or a `forwards:` entry");
         }
+        // In file order, whichever check found them (stable: same place keeps check order).
+        self.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
         Config {
             listeners,
             backends,
@@ -233,11 +260,12 @@ impl Compiler {
         ok
     }
 
-    fn gateway(
+    fn gateway<'a>(
         &mut self,
-        g: &S<RawGateway>,
+        g: &'a S<RawGateway>,
         out: &mut Vec<Arc<Listener>>,
         origins: &mut Vec<ListenerOrigin>,
+        references: &mut Vec<BackendRef<'a>>,
     ) {
         let gw = &g.value;
         let mut addresses: Vec<IpAddr> = Vec::new();
@@ -264,8 +292,15 @@ impl Compiler {
         for l in &gw.listeners {
             let raw = &l.value;
             let lname = raw.name.value.as_str();
+            if let Some(b) = &raw.backend {
+                references.push(BackendRef {
+                    listener: format!("{}/{}", gw.name.value, lname),
+                    backend: b.value.as_str(),
+                    pos: pos(b),
+                });
+            }
             if self.name_ok(&raw.name, "listener") {
-                if let Some(first) = names.insert(lname, pos(&raw.name)) {
+                if let Some(&first) = names.get(lname) {
                     self.error(
                         pos(&raw.name),
                         format!(
@@ -275,6 +310,8 @@ impl Compiler {
                     )
                     .hint("listener names must be unique within a gateway")
                     .note(first, "first defined");
+                } else {
+                    names.insert(lname, pos(&raw.name));
                 }
             }
             let protocol = self.protocol(&raw.protocol);
@@ -320,7 +357,6 @@ impl Compiler {
                 origins.push(ListenerOrigin {
                     name: format!("{}/{}", gw.name.value, lname),
                     pos: pos(&raw.port),
-                    backend_pos: pos(backend),
                 });
             }
         }
@@ -355,10 +391,12 @@ impl Compiler {
             None => raw.listen.value.0.trim().to_owned(),
         };
         let at = raw.name.as_ref().map_or(pos(&raw.listen), pos);
-        if let Some(first) = names.insert(name.clone(), at) {
+        if let Some(&first) = names.get(&name) {
             self.error(at, format!("two forwards are named `{name}`"))
                 .hint("give each forward a unique `name`")
                 .note(first, "first defined");
+        } else {
+            names.insert(name.clone(), at);
         }
         let max_connections = self.max_connections(&raw.max_connections);
         let idle_timeout = self.duration(
@@ -393,7 +431,6 @@ impl Compiler {
         let origin = ListenerOrigin {
             name: full_name,
             pos: pos(&raw.listen),
-            backend_pos: pos(&raw.to),
         };
         Some((listener, backend, origin))
     }
@@ -533,11 +570,11 @@ impl Compiler {
             Duration::from_millis(1),
             "timeout",
         );
-        if timeout > interval {
-            if let Some(t) = &raw.timeout {
-                self.warn(pos(t), "the health check timeout is longer than its interval")
-                    .hint("probes of one endpoint never overlap, so checks will run less often than `interval`");
-            }
+        if timeout > interval
+            && let Some(t) = &raw.timeout
+        {
+            self.warn(pos(t), "the health check timeout is longer than its interval")
+                .hint("probes of one endpoint never overlap, so checks will run less often than `interval`");
         }
         let rise = raw
             .rise
@@ -576,18 +613,18 @@ impl Compiler {
                         .hint("a path starts with `/` and has no spaces, e.g. `/healthz`");
                 }
                 let host = raw.host.as_ref().map(|s| s.value.clone());
-                if let Some(hs) = &raw.host {
-                    if hs.value.is_empty()
+                if let Some(hs) = &raw.host
+                    && (hs.value.is_empty()
                         || hs
                             .value
                             .chars()
-                            .any(|c| c.is_whitespace() || c.is_control())
-                    {
-                        self.error(
-                            pos(hs),
-                            format!("`{}` is not a valid Host header", hs.value),
-                        );
-                    }
+                            .any(|c| c.is_whitespace() || c.is_control()))
+                {
+                    self.error(
+                        pos(hs),
+                        format!("`{}` is not a valid Host header", hs.value),
+                    )
+                    .hint("write a host name, e.g. `app.home.arpa`");
                 }
                 let expect_status = match &raw.expect_status {
                     None => 200..=399,
@@ -758,23 +795,24 @@ impl Compiler {
         }
     }
 
+    /// Every listener's backend is defined; every defined backend is used. (Forwards carry
+    /// their own backend and need no check.)
     fn check_references(
         &mut self,
-        listeners: &[Arc<Listener>],
-        origins: &[ListenerOrigin],
+        references: &[BackendRef],
         backends: &BTreeMap<String, Arc<Backend>>,
         defined: &HashMap<String, Pos>,
     ) {
-        let mut reported = std::collections::HashSet::new();
-        for (l, origin) in listeners.iter().zip(origins) {
-            if backends.contains_key(&l.backend) || defined.contains_key(&l.backend) {
+        let mut reported = HashSet::new();
+        for r in references {
+            if backends.contains_key(r.backend) || defined.contains_key(r.backend) {
                 continue;
             }
-            if !reported.insert((origin.name.clone(), l.backend.clone())) {
+            if !reported.insert((r.pos.line, r.pos.column)) {
                 continue;
             }
             let names: Vec<&str> = defined.keys().map(String::as_str).collect();
-            let hint = match closest(&l.backend, names.iter().copied()) {
+            let hint = match closest(r.backend, names.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None if names.is_empty() => "define it under `backends:`".to_owned(),
                 None => format!(
@@ -783,20 +821,19 @@ impl Compiler {
                 ),
             };
             self.error(
-                origin.backend_pos,
+                r.pos,
                 format!(
                     "listener `{}` refers to backend `{}`, which is not defined",
-                    origin.name, l.backend
+                    r.listener, r.backend
                 ),
             )
             .hint(hint);
         }
         for (name, at) in defined {
-            if !listeners.iter().any(|l| &l.backend == name) {
+            if !references.iter().any(|r| r.backend == name) {
                 self.warn(*at, format!("backend `{name}` is not used by any listener"));
             }
         }
-        self.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
     }
 }
 

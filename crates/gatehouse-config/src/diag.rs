@@ -57,6 +57,17 @@ pub struct Pos {
     pub column: u64,
 }
 
+impl Pos {
+    /// `file:line:col`, or just `file` when the place is unknown (line 0).
+    fn display_in(&self, source: &Source) -> String {
+        if self.line == 0 {
+            source.name.to_string()
+        } else {
+            format!("{}:{}:{}", source.name, self.line, self.column)
+        }
+    }
+}
+
 impl From<serde_saphyr::Location> for Pos {
     fn from(l: serde_saphyr::Location) -> Self {
         Pos {
@@ -123,10 +134,8 @@ impl Diagnostic {
     /// `file:line:col: error: message`, on one line (for logs).
     pub fn one_line(&self, source: &Source) -> String {
         let mut s = format!(
-            "{}:{}:{}: {}: {}",
-            source.name,
-            self.pos.line,
-            self.pos.column,
+            "{}: {}: {}",
+            self.pos.display_in(source),
             self.severity_word(),
             self.message
         );
@@ -148,11 +157,7 @@ impl Diagnostic {
         let mut out = String::new();
         let _ = writeln!(out, "{}: {}", self.severity_word(), self.message);
         let gutter = self.pos.line.to_string().len().max(2);
-        let _ = writeln!(
-            out,
-            "{:gutter$}--> {}:{}:{}",
-            "", source.name, self.pos.line, self.pos.column
-        );
+        let _ = writeln!(out, "{:gutter$}--> {}", "", self.pos.display_in(source));
         if let Some(text) = source.line(self.pos.line) {
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{:>gutter$} | {}", self.pos.line, text);
@@ -162,8 +167,9 @@ impl Diagnostic {
         if let Some((pos, note)) = &self.related {
             let _ = writeln!(
                 out,
-                "{:gutter$} = note: {note} at {}:{}:{}",
-                "", source.name, pos.line, pos.column
+                "{:gutter$} = note: {note} at {}",
+                "",
+                pos.display_in(source)
             );
         }
         if let Some(hint) = &self.hint {

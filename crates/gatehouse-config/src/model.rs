@@ -109,6 +109,11 @@ impl<'de> Deserialize<'de> for RawEndpoint {
                     weight: None,
                 })
             }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<RawEndpoint, A::Error> {
+                Err(de::Error::custom(
+                    "expected \"host:port\" or a mapping, found a list (YAML reads an unquoted `[...]` as a list: quote an IPv6 endpoint, e.g. \"[::1]:8080\")",
+                ))
+            }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
                 let m = RawEndpointMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(RawEndpoint {

@@ -71,9 +71,13 @@ pub fn parse_listen_socket(text: &str) -> Result<SocketAddr, String> {
 pub fn parse_endpoint_target(text: &str) -> Result<Target, String> {
     let t = text.trim();
     if let Ok(addr) = t.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err("`0` is not a port (1-65535)".to_owned());
+        }
         return Ok(Target::Addr(addr));
     }
-    let Some((host, port)) = t.rsplit_once(':') else {
+    let bracketed = t.starts_with('[') && t.ends_with(']');
+    let Some((host, port)) = t.rsplit_once(':').filter(|_| !bracketed) else {
         return Err(format!("`{text}` has no port; write it as `host:port`"));
     };
     if host.contains(':') && !host.starts_with('[') {
@@ -186,7 +190,7 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(
                 parse_duration(input),
-                want.clone().map_err(str::to_owned),
+                (*want).map_err(str::to_owned),
                 "{input}"
             );
         }
@@ -217,6 +221,9 @@ mod tests {
             "999.1.1.1:80",
             "a b:80",
             "[zz]:80",
+            "127.0.0.1:0",
+            "[::1]:0",
+            "[::1]",
         ] {
             assert!(
                 parse_endpoint_target(bad).is_err(),

@@ -51,13 +51,12 @@ pub(crate) async fn resolve_all(pool: &Pool) {
                 continue;
             }
         };
-        if let Ok(mut resolved) = pool.resolved.lock() {
-            if let Some(slot) = resolved.get_mut(index) {
-                if *slot != addrs {
-                    tracing::info!(backend = pool.name(), endpoint = %spec.target, addresses = ?addrs, "endpoint resolved");
-                    *slot = addrs;
-                }
-            }
+        if let Ok(mut resolved) = pool.resolved.lock()
+            && let Some(slot) = resolved.get_mut(index)
+            && *slot != addrs
+        {
+            tracing::info!(backend = pool.name(), endpoint = %spec.target, addresses = ?addrs, "endpoint resolved");
+            *slot = addrs;
         }
     }
     pool.rebuild(None);

@@ -1,0 +1,2148 @@
+//! The config pipeline from the outside, as tables of YAML in -> expected outcome:
+//! refused configs name the exact line and column (and say what is wrong and how to fix it),
+//! accepted ones compile to the expected values, with the documented defaults. Also: `diff`,
+//! the rendering of diagnostics, and every file in `examples/`.
+
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gatehouse_config::*;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The YAML of a table entry, written indented inside the Rust source: drops the first line
+/// break and the common indentation, so that line 1 is the first line of YAML.
+fn dedent(text: &str) -> String {
+    let text = text.strip_prefix('\n').unwrap_or(text);
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line.get(indent..).unwrap_or("").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Compiles YAML that must be accepted.
+fn ok(yaml: &str) -> Loaded {
+    match load_str("test.yaml", &dedent(yaml)) {
+        Ok(loaded) => loaded,
+        Err(d) => panic!("expected the config to compile, got:\n{d}\n--- yaml:\n{yaml}"),
+    }
+}
+
+/// Compiles YAML that must be refused.
+fn refused(yaml: &str) -> Diagnostics {
+    match load_str("test.yaml", &dedent(yaml)) {
+        Ok(loaded) => panic!(
+            "expected errors, the config compiled:\n{}\n--- yaml:\n{yaml}",
+            loaded.config.summary()
+        ),
+        Err(d) => d,
+    }
+}
+
+fn first_error(d: &Diagnostics) -> &Diagnostic {
+    d.items
+        .iter()
+        .find(|i| i.severity == Severity::Error)
+        .expect("a refused config has at least one error")
+}
+
+fn at(d: &Diagnostic) -> (u64, u64) {
+    (d.pos.line, d.pos.column)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn listener<'a>(c: &'a Config, name: &str) -> &'a Listener {
+    c.listeners
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no listener `{name}` in\n{}", c.summary()))
+}
+
+fn backend<'a>(c: &'a Config, name: &str) -> &'a Backend {
+    c.backends
+        .get(name)
+        .unwrap_or_else(|| panic!("no backend `{name}` in\n{}", c.summary()))
+}
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused configs: where, what, and how to fix it
+
+struct Bad {
+    what: &'static str,
+    yaml: &'static str,
+    /// Line and column of the first error.
+    at: (u64, u64),
+    /// A part of its message.
+    message: &'static str,
+    /// A part of its hint, when it matters.
+    hint: Option<&'static str>,
+    /// Where the related note points (the first definition of a duplicate).
+    related: Option<(u64, u64)>,
+}
+
+const BAD: &[Bad] = &[
+    // --- the shape of the file (serde-saphyr) ---
+    Bad {
+        what: "unknown key, with a did-you-mean hint",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backnd: app
+        ",
+        at: (6, 9),
+        message: "unknown key `backnd`",
+        hint: Some("did you mean `backend`?"),
+        related: None,
+    },
+    Bad {
+        what: "unknown top-level key",
+        yaml: "
+            gateway:
+              - name: edge
+        ",
+        at: (1, 1),
+        message: "unknown key `gateway`",
+        hint: Some("did you mean `gateways`?"),
+        related: None,
+    },
+    Bad {
+        what: "unknown key far from any known one lists the allowed keys",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                passive:
+                  maxFails: 2
+                  colour: blue
+        ",
+        at: (6, 7),
+        message: "unknown key `colour`",
+        hint: Some("the keys allowed here are: maxFails, failTimeout"),
+        related: None,
+    },
+    Bad {
+        what: "unknown key in the long form of an endpoint",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - address: 127.0.0.1:8080
+                    wieght: 3
+        ",
+        at: (5, 9),
+        message: "unknown key `wieght`",
+        hint: Some("did you mean `weight`?"),
+        related: None,
+    },
+    Bad {
+        what: "unknown key in settings",
+        yaml: "
+            settings:
+              drainTimout: 5s
+        ",
+        at: (2, 3),
+        message: "unknown key `drainTimout`",
+        hint: Some("did you mean `drainTimeout`?"),
+        related: None,
+    },
+    Bad {
+        what: "duplicate key",
+        yaml: "
+            backends:
+              - name: app
+                name: api
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (3, 5),
+        message: "duplicate key `name`",
+        hint: Some("a key may appear once in each mapping"),
+        related: None,
+    },
+    Bad {
+        what: "missing required key",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    backend: app
+        ",
+        // serde-saphyr reports a missing key where the mapping ends: at its last key.
+        at: (5, 9),
+        message: "missing required key `port`",
+        hint: Some("add `port:`"),
+        related: None,
+    },
+    Bad {
+        what: "a number where a whole number is expected",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80.5
+                    backend: app
+        ",
+        at: (5, 15),
+        message: "expected a whole number",
+        hint: Some("a plain integer"),
+        related: None,
+    },
+    Bad {
+        what: "an empty section is not a list",
+        yaml: "
+            gateways:
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (1, 9),
+        message: "expected a list here",
+        hint: Some("`[]` for none"),
+        related: None,
+    },
+    Bad {
+        what: "an endpoint that is neither a string nor a mapping",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - [127.0.0.1, 8080]
+        ",
+        at: (4, 9),
+        message: "expected \"host:port\" or a mapping",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "YAML syntax error",
+        yaml: "
+            gateways:
+              - name: edge
+               listeners: []
+        ",
+        at: (3, 4),
+        message: "did not find expected '-' indicator",
+        hint: None,
+        related: None,
+    },
+    // --- names ---
+    Bad {
+        what: "duplicate backend name",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+              - name: app
+                endpoints: [127.0.0.1:8081]
+        ",
+        at: (4, 11),
+        message: "backend `app` is defined twice",
+        hint: Some("unique name"),
+        related: Some((2, 11)),
+    },
+    Bad {
+        what: "duplicate gateway name",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: a, port: 80, backend: app}
+              - name: edge
+                listeners:
+                  - {name: b, port: 81, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (5, 11),
+        message: "gateway `edge` is defined twice",
+        hint: Some("unique name"),
+        related: Some((2, 11)),
+    },
+    Bad {
+        what: "duplicate listener name within a gateway",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                  - name: web
+                    port: 81
+                    backend: app
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 15),
+        message: "gateway `edge` has two listeners named `web`",
+        hint: Some("unique within a gateway"),
+        related: Some((4, 15)),
+    },
+    Bad {
+        what: "invalid name",
+        yaml: "
+            backends:
+              - name: my app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (2, 11),
+        message: "`my app` is not a valid backend name",
+        hint: Some("letters, digits"),
+        related: None,
+    },
+    Bad {
+        what: "two forwards with the same name",
+        yaml: "
+            forwards:
+              - name: redis
+                listen: 127.0.0.1:16379
+                to: 127.0.0.1:6379
+              - name: redis
+                listen: 127.0.0.1:16380
+                to: 127.0.0.1:6380
+        ",
+        at: (5, 11),
+        message: "two forwards are named `redis`",
+        hint: Some("unique `name`"),
+        related: Some((2, 11)),
+    },
+    // --- listeners ---
+    Bad {
+        what: "listener address that is not an IP",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    address: localhost
+                    port: 80
+                    backend: app
+        ",
+        at: (5, 18),
+        message: "`localhost` is not an IP address",
+        hint: Some("`127.0.0.1`"),
+        related: None,
+    },
+    Bad {
+        what: "listener address with a port",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    address: 127.0.0.1:80
+                    port: 80
+                    backend: app
+        ",
+        at: (5, 18),
+        message: "has a port; a listener's address is an IP address only",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a gateway address listed twice",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1, 127.0.0.1]
+                listeners:
+                  - {name: web, port: 8080, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (5, 27),
+        message: "listeners `edge/web` and `edge/web` both listen on TCP 127.0.0.1:8080",
+        hint: None,
+        related: Some((5, 27)),
+    },
+    Bad {
+        what: "gateway address that is not an IP",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1, 127.0.0.256]
+                listeners:
+                  - {name: web, port: 80, backend: app}
+        ",
+        at: (3, 28),
+        message: "`127.0.0.256` is not an IP address",
+        hint: Some("`127.0.0.1` or `::1`"),
+        related: None,
+    },
+    Bad {
+        what: "out-of-range port",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 70000
+                    backend: app
+        ",
+        at: (5, 15),
+        message: "`70000` is not a port",
+        hint: Some("1 to 65535"),
+        related: None,
+    },
+    Bad {
+        what: "negative port",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: -1
+                    backend: app
+        ",
+        at: (5, 15),
+        message: "`-1` is not a port",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "UDP is not supported yet",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: dns
+                    port: 53
+                    protocol: UDP
+                    backend: app
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:5353]
+        ",
+        at: (6, 19),
+        message: "protocol `UDP` is not supported by this version yet",
+        hint: Some("this version proxies `TCP` listeners"),
+        related: None,
+    },
+    Bad {
+        what: "HTTP is not supported yet either",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP, backend: app}
+        ",
+        at: (4, 41),
+        message: "protocol `HTTP` is not supported by this version yet",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "protocol in the wrong case",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    protocol: tcp
+                    backend: app
+        ",
+        at: (6, 19),
+        message: "`tcp` is not a listener protocol",
+        hint: Some("did you mean `TCP`?"),
+        related: None,
+    },
+    Bad {
+        what: "listener without a backend",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+        ",
+        at: (4, 15),
+        message: "listener `web` has no `backend`",
+        hint: Some("`backend: NAME`"),
+        related: None,
+    },
+    Bad {
+        what: "two listeners on the same address, port and protocol",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 8080, backend: app}
+              - name: side
+                listeners:
+                  - {name: b, address: 127.0.0.1, port: 8080, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (8, 45),
+        message: "listeners `edge/a` and `side/b` both listen on TCP 127.0.0.1:8080",
+        hint: Some("use another port"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "a wildcard listener overlaps a specific one on the same port",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: local
+                    address: 127.0.0.1
+                    port: 8080
+                    backend: app
+                  - name: all
+                    address: 0.0.0.0
+                    port: 8080
+                    backend: app
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (10, 15),
+        message: "listener `edge/all` on 0.0.0.0:8080 overlaps listener `edge/local` on 127.0.0.1:8080",
+        hint: None,
+        related: Some((6, 15)),
+    },
+    Bad {
+        what: "maxConnections out of range",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    maxConnections: 0
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (7, 25),
+        message: "`maxConnections` is 0, outside 1..=1000000",
+        hint: Some("a whole number from 1 to 1000000"),
+        related: None,
+    },
+    // --- durations ---
+    Bad {
+        what: "duration without a unit",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    idleTimeout: 30
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (7, 22),
+        message: "the duration `30` has no unit",
+        hint: Some("write `idleTimeout` as a number and a unit"),
+        related: None,
+    },
+    Bad {
+        what: "duration with an unknown unit",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                connectTimeout: 5 sec
+        ",
+        at: (4, 21),
+        message: "`sec` is not a duration unit",
+        hint: Some("`250ms`, `2s`, `5m`, `1h`"),
+        related: None,
+    },
+    Bad {
+        what: "duration below the minimum",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app, idleTimeout: 0s}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+        ",
+        at: (4, 58),
+        message: "`idleTimeout` must be at least 1ms",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "settings: drainTimeout without a unit",
+        yaml: "
+            settings:
+              drainTimeout: 30
+        ",
+        at: (2, 17),
+        message: "the duration `30` has no unit",
+        hint: Some("`drainTimeout`"),
+        related: None,
+    },
+    // --- backends and endpoints ---
+    Bad {
+        what: "reference to a missing backend, with did-you-mean",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: ap
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (6, 18),
+        message: "listener `edge/web` refers to backend `ap`, which is not defined",
+        hint: Some("did you mean `app`?"),
+        related: None,
+    },
+    Bad {
+        what: "reference to a missing backend, nothing close",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: database}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (4, 40),
+        message: "refers to backend `database`, which is not defined",
+        hint: Some("defined backends: app"),
+        related: None,
+    },
+    Bad {
+        what: "unknown balance algorithm, with a hint",
+        yaml: "
+            backends:
+              - name: app
+                balance: RoundRobbin
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (3, 14),
+        message: "`RoundRobbin` is not a balancing algorithm",
+        hint: Some("did you mean `RoundRobin`?"),
+        related: None,
+    },
+    Bad {
+        what: "unknown balance algorithm, nothing close",
+        yaml: "
+            backends:
+              - name: app
+                balance: Random
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (3, 14),
+        message: "`Random` is not a balancing algorithm",
+        hint: Some("use one of: RoundRobin, LeastConnections, ConsistentHash"),
+        related: None,
+    },
+    Bad {
+        what: "backend without endpoints",
+        yaml: "
+            backends:
+              - name: app
+        ",
+        at: (2, 11),
+        message: "backend `app` has no endpoints",
+        hint: Some("`- 127.0.0.1:8080`"),
+        related: None,
+    },
+    Bad {
+        what: "endpoint without a port",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - 127.0.0.1
+        ",
+        at: (4, 9),
+        message: "`127.0.0.1` has no port; write it as `host:port`",
+        hint: Some("`ip:port`, `[ipv6]:port` or `hostname:port`"),
+        related: None,
+    },
+    Bad {
+        what: "bracketed IPv6 endpoint without a port",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - address: '[::1]'
+        ",
+        at: (4, 18),
+        message: "`[::1]` has no port",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "endpoint with port 0",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - 127.0.0.1:0
+        ",
+        at: (4, 9),
+        message: "`0` is not a port (1-65535)",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "endpoint with a bad IP",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - 999.1.1.1:80
+        ",
+        at: (4, 9),
+        message: "`999.1.1.1` is not a valid IP address",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "IPv6 endpoint without brackets",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - '::1:80'
+        ",
+        at: (4, 9),
+        message: "write an IPv6 endpoint in brackets, e.g. `[::1]:80`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "endpoint host name with a space",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: ['app server:80']
+        ",
+        at: (3, 17),
+        message: "`app server` is neither an IP address nor a host name",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "duplicate endpoint (short and long form)",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - 127.0.0.1:8080
+                  - address: 127.0.0.1:8080
+                    weight: 2
+        ",
+        at: (5, 18),
+        message: "endpoint `127.0.0.1:8080` is listed twice in backend `app`",
+        hint: Some("use `weight`"),
+        related: Some((4, 9)),
+    },
+    Bad {
+        what: "weight out of range",
+        yaml: "
+            backends:
+              - name: app
+                endpoints:
+                  - address: 127.0.0.1:8080
+                    weight: 1001
+        ",
+        at: (5, 17),
+        message: "`weight` is 1001, outside 0..=1000",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "retries out of range",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                retries: 11
+        ",
+        at: (4, 14),
+        message: "`retries` is 11, outside 0..=10",
+        hint: Some("set `retries` to a whole number from 0 to 10"),
+        related: None,
+    },
+    Bad {
+        what: "negative retries",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                retries: -1
+        ",
+        at: (4, 14),
+        message: "`retries` is -1, outside 0..=10",
+        hint: None,
+        related: None,
+    },
+    // --- health checks ---
+    Bad {
+        what: "HTTP-only keys on a TCP health check",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: TCP
+                  path: /healthz
+        ",
+        at: (6, 13),
+        message: "`path` only applies to HTTP health checks",
+        hint: Some("add `protocol: HTTP`"),
+        related: None,
+    },
+    Bad {
+        what: "HTTP-only key on a health check with the default protocol",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  expectStatus: 200
+        ",
+        at: (5, 21),
+        message: "`expectStatus` only applies to HTTP health checks",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "bad expectStatus",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: HTTP
+                  expectStatus: 2xx
+        ",
+        at: (6, 21),
+        message: "`2xx` is not an HTTP status (100-599)",
+        hint: Some("`200` or `200-399`"),
+        related: None,
+    },
+    Bad {
+        what: "empty expectStatus range",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: HTTP
+                  expectStatus: 399-200
+        ",
+        at: (6, 21),
+        message: "the range `399-200` is empty",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "health check path without a slash",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: HTTP
+                  path: healthz
+        ",
+        at: (6, 13),
+        message: "`healthz` is not a request path",
+        hint: Some("starts with `/`"),
+        related: None,
+    },
+    Bad {
+        what: "empty Host header",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: HTTP
+                  host: ''
+        ",
+        at: (6, 13),
+        message: "`` is not a valid Host header",
+        hint: Some("a host name"),
+        related: None,
+    },
+    Bad {
+        what: "unknown health check protocol",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  protocol: HTTTP
+        ",
+        at: (5, 17),
+        message: "`HTTTP` is not a health check protocol",
+        hint: Some("did you mean `HTTP`?"),
+        related: None,
+    },
+    Bad {
+        what: "health check rise out of range",
+        yaml: "
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck: {rise: 0}
+        ",
+        at: (4, 25),
+        message: "`rise` is 0, outside 1..=100",
+        hint: None,
+        related: None,
+    },
+    // --- forwards ---
+    Bad {
+        what: "forward with a `to` without a port",
+        yaml: "
+            forwards:
+              - listen: 127.0.0.1:16379
+                to: localhost
+        ",
+        at: (3, 9),
+        message: "`localhost` has no port",
+        hint: Some("write the destination as `host:port`"),
+        related: None,
+    },
+    Bad {
+        what: "forward with a `to` that is not an address",
+        yaml: "
+            forwards:
+              - listen: 127.0.0.1:16379
+                to: 'redis server:6379'
+        ",
+        at: (3, 9),
+        message: "`redis server` is neither an IP address nor a host name",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "forward listening on a name",
+        yaml: "
+            forwards:
+              - listen: localhost:16379
+                to: 127.0.0.1:6379
+        ",
+        at: (2, 13),
+        message: "`localhost:16379` is not an address and port",
+        hint: None,
+        related: None,
+    },
+];
+
+#[test]
+fn refused_configs_say_where_and_why() {
+    let mut failures = Vec::new();
+    for case in BAD {
+        let d = refused(case.yaml);
+        let e = first_error(&d);
+        let mut problems = Vec::new();
+        if at(e) != case.at {
+            problems.push(format!("at {:?}, expected {:?}", at(e), case.at));
+        }
+        if !e.message.contains(case.message) {
+            problems.push(format!("message does not contain {:?}", case.message));
+        }
+        if let Some(hint) = case.hint
+            && !e.hint.as_deref().unwrap_or("").contains(hint)
+        {
+            problems.push(format!("hint does not contain {hint:?}"));
+        }
+        if let Some(related) = case.related {
+            let got = e.related.as_ref().map(|(p, _)| (p.line, p.column));
+            if got != Some(related) {
+                problems.push(format!("related {got:?}, expected {related:?}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n{}",
+                case.what,
+                problems.join("; "),
+                d.render()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        BAD.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let d = refused(
+        "
+        settings:
+          drainTimeout: 30
+        gateways:
+          - name: edge
+            listeners:
+              - name: web
+                port: 70000
+                protocol: tcp
+                backend: ap
+                idleTimeout: 5
+              - name: web
+                address: 127.0.0.1:80
+                port: 80
+                backend: app
+        backends:
+          - name: app
+            balance: Fastest
+            endpoints:
+              - 127.0.0.1
+              - address: '::1:80'
+            retries: 20
+            healthCheck:
+              interval: 2
+              path: /
+          - name: app
+            endpoints: [127.0.0.1:0]
+        forwards:
+          - listen: 127.0.0.1:6379
+            to: nowhere
+        ",
+    );
+    let errors: Vec<(u64, u64, &str)> = d
+        .items
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(|i| (i.pos.line, i.pos.column, i.message.as_str()))
+        .collect();
+    let expected: &[(u64, u64, &str)] = &[
+        (2, 17, "the duration `30` has no unit"),
+        (7, 15, "`70000` is not a port"),
+        (8, 19, "`tcp` is not a listener protocol"),
+        (9, 18, "refers to backend `ap`"),
+        (10, 22, "the duration `5` has no unit"),
+        (11, 15, "two listeners named `web`"),
+        (12, 18, "has a port"),
+        (17, 14, "`Fastest` is not a balancing algorithm"),
+        (19, 9, "`127.0.0.1` has no port"),
+        (20, 18, "write an IPv6 endpoint in brackets"),
+        (21, 14, "`retries` is 20"),
+        (23, 17, "the duration `2` has no unit"),
+        (24, 13, "`path` only applies to HTTP health checks"),
+        (25, 11, "backend `app` is defined twice"),
+        (26, 17, "`0` is not a port"),
+        (29, 9, "`nowhere` has no port"),
+    ];
+    assert_eq!(
+        d.error_count(),
+        expected.len(),
+        "every error, once:\n{}",
+        d.render()
+    );
+    for (got, want) in errors.iter().zip(expected) {
+        assert!(
+            got.0 == want.0 && got.1 == want.1 && got.2.contains(want.2),
+            "got {got:?}, expected {want:?}\n{}",
+            d.render()
+        );
+    }
+    // The positions are in file order, whichever check found them.
+    let positions: Vec<(u64, u64)> = d.items.iter().map(at).collect();
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    assert_eq!(positions, sorted);
+    assert!(
+        d.render().ends_with("test.yaml: 16 errors in config\n"),
+        "{}",
+        d.render()
+    );
+}
+
+#[test]
+fn a_listener_that_fails_does_not_make_its_backend_unused() {
+    let d = refused(
+        "
+        gateways:
+          - name: edge
+            listeners:
+              - {name: dns, port: 53, protocol: UDP, backend: app}
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:5353]
+        ",
+    );
+    assert_eq!(d.items.len(), 1, "{}", d.render());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings: the config runs, but probably not as meant
+
+#[test]
+fn warnings() {
+    let cases: &[(&str, &str, (u64, u64), &str)] = &[
+        (
+            "an empty file",
+            "",
+            (1, 1),
+            "the config defines no listeners",
+        ),
+        (
+            "only comments",
+            "
+            # nothing yet
+            ",
+            (1, 1),
+            "the config defines no listeners",
+        ),
+        (
+            "an unused backend",
+            "
+            forwards:
+              - {listen: 127.0.0.1:16379, to: 127.0.0.1:6379}
+            backends:
+              - name: spare
+                endpoints: [127.0.0.1:8080]
+            ",
+            (4, 11),
+            "backend `spare` is not used by any listener",
+        ),
+        (
+            "a gateway without listeners",
+            "
+            gateways:
+              - name: edge
+            forwards:
+              - {listen: 127.0.0.1:16379, to: 127.0.0.1:6379}
+            ",
+            (2, 11),
+            "gateway `edge` has no listeners",
+        ),
+        (
+            "every weight 0",
+            "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 0, backend: app}
+            backends:
+              - name: app
+                endpoints:
+                  - {address: 127.0.0.1:8080, weight: 0}
+            ",
+            (6, 11),
+            "every endpoint of backend `app` has weight 0",
+        ),
+        (
+            "a health check timeout longer than its interval",
+            "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 0, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck:
+                  interval: 1s
+                  timeout: 2s
+            ",
+            (10, 16),
+            "the health check timeout is longer than its interval",
+        ),
+    ];
+    for (what, yaml, pos, message) in cases {
+        let loaded = ok(yaml);
+        let w: Vec<&Diagnostic> = loaded.warnings.warnings().collect();
+        assert_eq!(w.len(), 1, "{what}: one warning\n{}", loaded.warnings);
+        assert_eq!(at(w[0]), *pos, "{what}");
+        assert!(w[0].message.contains(message), "{what}: {}", w[0].message);
+        assert!(!loaded.warnings.has_errors(), "{what}");
+    }
+}
+
+#[test]
+fn an_empty_file_is_a_warning_not_an_error() {
+    let loaded = load_str("empty.yaml", "").unwrap();
+    assert!(loaded.config.listeners.is_empty());
+    assert!(loaded.config.backends.is_empty());
+    assert_eq!(loaded.config.drain_timeout, secs(30));
+    assert_eq!(loaded.warnings.error_count(), 0);
+    assert_eq!(loaded.warnings.items.len(), 1);
+    assert_eq!(loaded.warnings.items[0].severity, Severity::Warning);
+    let whitespace = load_str("blank.yaml", "\n  \n").unwrap();
+    assert_eq!(whitespace.warnings.items.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// load_file
+
+#[test]
+fn an_unreadable_path_is_one_clear_error() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gatehouse-config-tests");
+    let missing = dir.join("no-such-dir").join("gatehouse.yaml");
+    let d = load_file(&missing).unwrap_err();
+    assert_eq!(d.error_count(), 1);
+    let e = &d.items[0];
+    assert!(
+        e.message.starts_with("cannot read the config file: "),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.hint.as_deref().unwrap().contains("check the path"),
+        "{e:?}"
+    );
+    let rendered = d.render();
+    assert!(
+        rendered.contains(&format!("--> {}\n", missing.display())),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains(":0:0"),
+        "no made-up position: {rendered}"
+    );
+    assert!(
+        d.one_line()
+            .starts_with(&format!("{}: error: cannot read", missing.display())),
+        "{}",
+        d.one_line()
+    );
+
+    // A directory is not a config file either.
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = load_file(&dir).unwrap_err();
+    assert_eq!(d.error_count(), 1);
+    assert!(
+        d.items[0]
+            .message
+            .starts_with("cannot read the config file")
+    );
+
+    // Nor is a file that is not UTF-8.
+    let binary = dir.join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let d = load_file(&binary).unwrap_err();
+    assert!(d.items[0].hint.as_deref().unwrap().contains("UTF-8"), "{d}");
+}
+
+#[test]
+fn load_file_names_the_file_in_diagnostics() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gatehouse-config-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, "settings:\n  drainTimeout: 5\n").unwrap();
+    let d = load_file(&path).unwrap_err();
+    assert!(
+        d.render().contains(&format!("--> {}:2:17", path.display())),
+        "{d}"
+    );
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        "forwards:\n  - {listen: '127.0.0.1:0', to: '127.0.0.1:1'}\n",
+    )
+    .unwrap();
+    let loaded = load_file(&good).unwrap();
+    assert_eq!(loaded.config.listeners.len(), 1);
+    assert_eq!(&*loaded.warnings.source.name, good.display().to_string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accepted configs: compiled values and defaults
+
+#[test]
+fn defaults() {
+    let c = ok("
+        gateways:
+          - name: edge
+            listeners:
+              - name: web
+                port: 8080
+                backend: app
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        ")
+    .config;
+    assert_eq!(
+        c.listeners
+            .iter()
+            .map(|l| (**l).clone())
+            .collect::<Vec<_>>(),
+        vec![Listener {
+            name: "edge/web".into(),
+            bind: addr("0.0.0.0:8080"),
+            protocol: Protocol::Tcp,
+            backend: "app".into(),
+            max_connections: 10_000,
+            idle_timeout: secs(600),
+        }]
+    );
+    assert_eq!(DEFAULT_MAX_CONNECTIONS, 10_000);
+    assert_eq!(DEFAULT_IDLE_TIMEOUT, secs(600));
+    assert_eq!(
+        *backend(&c, "app"),
+        Backend {
+            name: "app".into(),
+            balance: Balance::RoundRobin,
+            endpoints: vec![EndpointSpec {
+                target: Target::Addr(addr("127.0.0.1:9000")),
+                weight: 1,
+            }],
+            connect_timeout: secs(5),
+            retries: 2,
+            resolve_interval: secs(30),
+            passive: Passive {
+                max_fails: 1,
+                fail_timeout: secs(10),
+            },
+            health_check: None,
+        }
+    );
+    assert_eq!(c.drain_timeout, secs(30));
+}
+
+#[test]
+fn health_check_defaults() {
+    let cases: &[(&str, HealthCheck)] = &[
+        (
+            "{}",
+            HealthCheck {
+                kind: HealthCheckKind::Tcp,
+                interval: secs(2),
+                timeout: secs(1),
+                rise: 2,
+                fall: 3,
+            },
+        ),
+        (
+            "{protocol: HTTP}",
+            HealthCheck {
+                kind: HealthCheckKind::Http {
+                    path: "/".into(),
+                    host: None,
+                    expect_status: 200..=399,
+                },
+                interval: secs(2),
+                timeout: secs(1),
+                rise: 2,
+                fall: 3,
+            },
+        ),
+        (
+            // A timeout defaults to the interval when that is shorter than 1s.
+            "{interval: 500ms}",
+            HealthCheck {
+                kind: HealthCheckKind::Tcp,
+                interval: Duration::from_millis(500),
+                timeout: Duration::from_millis(500),
+                rise: 2,
+                fall: 3,
+            },
+        ),
+        (
+            "{protocol: HTTP, path: /healthz, host: App.Local, expectStatus: 204, \
+             interval: 10s, timeout: 3s, rise: 1, fall: 5}",
+            HealthCheck {
+                kind: HealthCheckKind::Http {
+                    path: "/healthz".into(),
+                    host: Some("App.Local".into()),
+                    expect_status: 204..=204,
+                },
+                interval: secs(10),
+                timeout: secs(3),
+                rise: 1,
+                fall: 5,
+            },
+        ),
+        (
+            "{protocol: HTTP, expectStatus: 200-299}",
+            HealthCheck {
+                kind: HealthCheckKind::Http {
+                    path: "/".into(),
+                    host: None,
+                    expect_status: 200..=299,
+                },
+                interval: secs(2),
+                timeout: secs(1),
+                rise: 2,
+                fall: 3,
+            },
+        ),
+    ];
+    for (hc, want) in cases {
+        let yaml = format!(
+            "
+            forwards:
+              - {{listen: 127.0.0.1:0, to: 127.0.0.1:1}}
+            gateways:
+              - name: edge
+                listeners:
+                  - {{name: web, port: 0, backend: app}}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:9000]
+                healthCheck: {hc}
+            "
+        );
+        let c = ok(&yaml).config;
+        assert_eq!(backend(&c, "app").health_check.as_ref(), Some(want), "{hc}");
+    }
+}
+
+#[test]
+fn backend_settings() {
+    let c = ok("
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 0, backend: app}
+              - {name: api, port: 1, backend: api}
+        backends:
+          - name: app
+            balance: LeastConnections
+            connectTimeout: 250ms
+            retries: 0
+            resolveInterval: 1m
+            passive: {maxFails: 0, failTimeout: 1.5s}
+            endpoints: [127.0.0.1:9000]
+          - name: api
+            balance: ConsistentHash
+            passive: {maxFails: 5}
+            endpoints: [127.0.0.1:9001]
+        ")
+    .config;
+    let app = backend(&c, "app");
+    assert_eq!(app.balance, Balance::LeastConnections);
+    assert_eq!(app.connect_timeout, Duration::from_millis(250));
+    assert_eq!(app.retries, 0);
+    assert_eq!(app.resolve_interval, secs(60));
+    assert_eq!(
+        app.passive,
+        Passive {
+            max_fails: 0,
+            fail_timeout: Duration::from_millis(1500),
+        }
+    );
+    let api = backend(&c, "api");
+    assert_eq!(api.balance, Balance::ConsistentHash);
+    assert_eq!(
+        api.passive,
+        Passive {
+            max_fails: 5,
+            fail_timeout: secs(10),
+        }
+    );
+}
+
+#[test]
+fn endpoint_forms_and_weights() {
+    let c = ok("
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 0, backend: app}
+        backends:
+          - name: app
+            endpoints:
+              - 127.0.0.1:9000
+              - '[::1]:9001'
+              - App.Home.Arpa:9002
+              - address: 127.0.0.1:9003
+              - address: '[::1]:9004'
+                weight: 5
+              - {address: localhost:9005, weight: 0}
+        ")
+    .config;
+    let got: Vec<(String, u32)> = backend(&c, "app")
+        .endpoints
+        .iter()
+        .map(|e| (e.target.to_string(), e.weight))
+        .collect();
+    let want = [
+        ("127.0.0.1:9000", 1),
+        ("[::1]:9001", 1),
+        ("app.home.arpa:9002", 1),
+        ("127.0.0.1:9003", 1),
+        ("[::1]:9004", 5),
+        ("localhost:9005", 0),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(t, w)| (t.to_owned(), w)).to_vec(),
+        "short and long forms"
+    );
+    let app = backend(&c, "app");
+    assert_eq!(
+        app.endpoints[2].target,
+        Target::Host {
+            host: "app.home.arpa".into(),
+            port: 9002
+        }
+    );
+    assert!(app.has_hostnames());
+}
+
+#[test]
+fn listeners_fan_out_over_gateway_addresses() {
+    // (yaml, [(listener name, bind)]) in the order the config lists them.
+    let b = "
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        ";
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1, '::1']
+                listeners:
+                  - {name: web, port: 8080, backend: app}
+                  - {name: tls, port: 8443, backend: app}
+            ",
+            &[
+                ("edge/web", "127.0.0.1:8080"),
+                ("edge/web", "[::1]:8080"),
+                ("edge/tls", "127.0.0.1:8443"),
+                ("edge/tls", "[::1]:8443"),
+            ],
+        ),
+        (
+            "
+            gateways:
+              - name: edge
+                addresses: ['[::1]', 127.0.0.2]
+                listeners:
+                  - {name: web, port: 8080, backend: app}
+                  - {name: only, address: 127.0.0.3, port: 8080, backend: app}
+            ",
+            &[
+                ("edge/web", "[::1]:8080"),
+                ("edge/web", "127.0.0.2:8080"),
+                ("edge/only", "127.0.0.3:8080"),
+            ],
+        ),
+        (
+            // The IPv4 and IPv6 wildcards are two separate sockets (IPV6_V6ONLY).
+            "
+            gateways:
+              - name: edge
+                addresses: [0.0.0.0, '::']
+                listeners:
+                  - {name: web, port: 8080, backend: app}
+            ",
+            &[("edge/web", "0.0.0.0:8080"), ("edge/web", "[::]:8080")],
+        ),
+        (
+            // Port 0 (a free port each) never conflicts.
+            "
+            gateways:
+              - name: a
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: x, port: 0, backend: app}
+                  - {name: y, port: 0, backend: app}
+            ",
+            &[("a/x", "127.0.0.1:0"), ("a/y", "127.0.0.1:0")],
+        ),
+    ];
+    for (gateways, want) in cases {
+        let yaml = format!("{}{}", dedent(gateways), dedent(b));
+        let c = load_str("test.yaml", &yaml)
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config;
+        let got: Vec<(String, SocketAddr)> = c
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.bind))
+            .collect();
+        let want: Vec<(String, SocketAddr)> = want
+            .iter()
+            .map(|(n, a)| ((*n).to_owned(), addr(a)))
+            .collect();
+        assert_eq!(got, want, "{gateways}");
+    }
+}
+
+#[test]
+fn listener_settings() {
+    let c = ok("
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - name: web
+                port: 8080
+                protocol: TCP
+                backend: app
+                maxConnections: 5
+                idleTimeout: 90s
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        ")
+    .config;
+    let web = listener(&c, "edge/web");
+    assert_eq!(web.max_connections, 5);
+    assert_eq!(web.idle_timeout, secs(90));
+    assert_eq!(web.protocol, Protocol::Tcp);
+}
+
+#[test]
+fn forwards() {
+    let c = ok("
+        forwards:
+          - name: redis
+            listen: 127.0.0.1:16379
+            to: 127.0.0.1:6379
+            idleTimeout: 1h
+            maxConnections: 100
+          - listen: '[::1]:15432'
+            to: db.home.arpa:5432
+          - listen: 17000
+            to: '[::1]:7000'
+        settings:
+          drainTimeout: 0s
+        ")
+    .config;
+    assert_eq!(
+        *listener(&c, "forward/redis"),
+        Listener {
+            name: "forward/redis".into(),
+            bind: addr("127.0.0.1:16379"),
+            protocol: Protocol::Tcp,
+            backend: "forward/redis".into(),
+            max_connections: 100,
+            idle_timeout: secs(3600),
+        }
+    );
+    assert_eq!(
+        *backend(&c, "forward/redis"),
+        Backend {
+            name: "forward/redis".into(),
+            balance: Balance::RoundRobin,
+            endpoints: vec![EndpointSpec {
+                target: Target::Addr(addr("127.0.0.1:6379")),
+                weight: 1,
+            }],
+            connect_timeout: secs(5),
+            retries: 0,
+            resolve_interval: secs(30),
+            passive: Passive {
+                max_fails: 1,
+                fail_timeout: secs(10),
+            },
+            health_check: None,
+        }
+    );
+    // Without a name, a forward is named by what it listens on.
+    let db = listener(&c, "forward/[::1]:15432");
+    assert_eq!(db.bind, addr("[::1]:15432"));
+    assert_eq!(db.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(db.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+    assert_eq!(
+        backend(&c, "forward/[::1]:15432").endpoints[0].target,
+        Target::Host {
+            host: "db.home.arpa".into(),
+            port: 5432
+        }
+    );
+    // A bare port listens on every IPv4 address.
+    assert_eq!(listener(&c, "forward/17000").bind, addr("0.0.0.0:17000"));
+    assert_eq!(c.listeners.len(), 3);
+    assert_eq!(c.backends.len(), 3);
+    assert_eq!(c.drain_timeout, Duration::ZERO);
+}
+
+#[test]
+fn durations_accepted() {
+    let cases: &[(&str, Duration)] = &[
+        ("250ms", Duration::from_millis(250)),
+        ("2s", secs(2)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("10m", secs(600)),
+        ("1h", secs(3600)),
+        ("'2 s'", secs(2)),
+    ];
+    for (text, want) in cases {
+        let c = ok(&format!(
+            "
+            forwards:
+              - {{listen: 127.0.0.1:0, to: 127.0.0.1:1, idleTimeout: {text}}}
+            "
+        ))
+        .config;
+        assert_eq!(c.listeners[0].idle_timeout, *want, "{text}");
+    }
+}
+
+#[test]
+fn format_and_parse_duration_round_trip() {
+    let cases: &[(Duration, &str)] = &[
+        (Duration::ZERO, "0s"),
+        (Duration::from_millis(250), "250ms"),
+        (Duration::from_millis(1500), "1500ms"),
+        (secs(2), "2s"),
+        (secs(90), "90s"),
+        (secs(600), "10m"),
+        (secs(7200), "2h"),
+    ];
+    for (d, text) in cases {
+        assert_eq!(format_duration(*d), *text);
+        assert_eq!(parse_duration(text), Ok(*d), "{text}");
+    }
+    assert!(parse_duration("5").is_err());
+    assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("100000h").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// diff
+
+fn compiled(yaml: &str) -> Config {
+    ok(yaml).config
+}
+
+fn key(name: &str, bind: &str) -> ListenerKey {
+    ListenerKey {
+        protocol: Protocol::Tcp,
+        bind: addr(bind),
+        ephemeral_name: addr(bind).port().eq(&0).then(|| name.to_owned()),
+    }
+}
+
+const BASE: &str = "
+    gateways:
+      - name: edge
+        addresses: [127.0.0.1]
+        listeners:
+          - {name: web, port: 8080, backend: app}
+          - {name: api, port: 8081, backend: api}
+          - {name: old, port: 8082, backend: app}
+    backends:
+      - name: app
+        endpoints: [127.0.0.1:9000]
+      - name: api
+        endpoints: [127.0.0.1:9001]
+      - name: gone
+        endpoints: [127.0.0.1:9002]
+    ";
+
+#[test]
+fn diff_of_identical_configs_is_empty() {
+    let a = compiled(BASE);
+    let d = diff(&a, &compiled(BASE));
+    assert!(d.is_empty(), "{d:?}");
+    assert_eq!(
+        d.keep,
+        vec![
+            key("", "127.0.0.1:8080"),
+            key("", "127.0.0.1:8081"),
+            key("", "127.0.0.1:8082"),
+        ]
+    );
+}
+
+#[test]
+fn diff_binds_closes_updates_and_keeps() {
+    let old = compiled(BASE);
+    let new = compiled(
+        "
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - {name: web, port: 8080, backend: app}
+              - {name: api, port: 8081, backend: app, idleTimeout: 1m}
+              - {name: new, port: 8083, backend: api}
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+          - name: api
+            endpoints: [127.0.0.1:9001, 127.0.0.1:9003]
+          - name: fresh
+            endpoints: [127.0.0.1:9004]
+        ",
+    );
+    assert_eq!(
+        diff(&old, &new),
+        ConfigDiff {
+            bind: vec![key("", "127.0.0.1:8083")],
+            close: vec![key("", "127.0.0.1:8082")],
+            update: vec![key("", "127.0.0.1:8081")],
+            keep: vec![key("", "127.0.0.1:8080")],
+            backends_added: vec!["fresh".into()],
+            backends_removed: vec!["gone".into()],
+            backends_changed: vec!["api".into()],
+        }
+    );
+    // And back again.
+    let back = diff(&new, &old);
+    assert_eq!(back.bind, vec![key("", "127.0.0.1:8082")]);
+    assert_eq!(back.close, vec![key("", "127.0.0.1:8083")]);
+    assert_eq!(back.backends_added, vec!["gone".to_owned()]);
+    assert_eq!(back.backends_removed, vec!["fresh".to_owned()]);
+}
+
+#[test]
+fn diff_a_rename_keeps_the_socket() {
+    // The socket is identified by protocol and address: a rename is an update, not a rebind.
+    let old = compiled(
+        "
+        forwards:
+          - {name: a, listen: 127.0.0.1:16379, to: 127.0.0.1:6379}
+        ",
+    );
+    let new = compiled(
+        "
+        forwards:
+          - {name: b, listen: 127.0.0.1:16379, to: 127.0.0.1:6379}
+        ",
+    );
+    let d = diff(&old, &new);
+    assert_eq!(d.update, vec![key("", "127.0.0.1:16379")]);
+    assert!(d.bind.is_empty() && d.close.is_empty());
+    assert_eq!(d.backends_added, vec!["forward/b".to_owned()]);
+    assert_eq!(d.backends_removed, vec!["forward/a".to_owned()]);
+}
+
+#[test]
+fn diff_port_zero_listeners_are_keyed_by_name() {
+    let old = compiled(
+        "
+        forwards:
+          - {name: a, listen: 127.0.0.1:0, to: 127.0.0.1:6379}
+          - {name: b, listen: 127.0.0.1:0, to: 127.0.0.1:6380}
+        ",
+    );
+    let keys: Vec<ListenerKey> = old.listeners.iter().map(|l| l.key()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            key("forward/a", "127.0.0.1:0"),
+            key("forward/b", "127.0.0.1:0"),
+        ]
+    );
+    let new = compiled(
+        "
+        forwards:
+          - {name: a, listen: 127.0.0.1:0, to: 127.0.0.1:6379, maxConnections: 7}
+          - {name: c, listen: 127.0.0.1:0, to: 127.0.0.1:6380}
+        ",
+    );
+    let d = diff(&old, &new);
+    assert_eq!(d.update, vec![key("forward/a", "127.0.0.1:0")]);
+    assert_eq!(d.bind, vec![key("forward/c", "127.0.0.1:0")]);
+    assert_eq!(d.close, vec![key("forward/b", "127.0.0.1:0")]);
+    assert!(d.keep.is_empty());
+    // A specific port is not keyed by name.
+    let l = compiled(
+        "
+        forwards:
+          - {name: a, listen: 127.0.0.1:16379, to: 127.0.0.1:6379}
+        ",
+    );
+    assert_eq!(l.listeners[0].key().ephemeral_name, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+#[test]
+fn render_points_at_the_line_and_column() {
+    let yaml = dedent(
+        "
+        gateways:
+          - name: edge
+            listeners:
+              - name: web
+                port: 80
+                backend: ap
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:8080]
+        ",
+    );
+    let d = load_str("gatehouse.yaml", &yaml).unwrap_err();
+    assert_eq!(d.error_count(), 1, "{d}");
+    let e = first_error(&d);
+    let rendered = e.render(&d.source);
+    let want = "\
+error: listener `edge/web` refers to backend `ap`, which is not defined
+  --> gatehouse.yaml:6:18
+   |
+ 6 |         backend: ap
+   |                  ^
+   = hint: did you mean `app`?
+";
+    assert_eq!(rendered, want);
+    // The caret is under the column.
+    let lines: Vec<&str> = rendered.lines().collect();
+    let quoted = lines[3].split_once(" | ").unwrap().1;
+    let caret = lines[4].split_once(" | ").unwrap().1;
+    assert_eq!(caret.find('^'), Some(17));
+    assert_eq!(&quoted[17..], "ap");
+    assert_eq!(
+        e.one_line(&d.source),
+        "gatehouse.yaml:6:18: error: listener `edge/web` refers to backend `ap`, which is \
+         not defined (hint: did you mean `app`?)"
+    );
+}
+
+#[test]
+fn render_shows_the_first_definition_and_a_count() {
+    let yaml = dedent(
+        "
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:8080]
+          - name: app
+            endpoints: ['127.0.0.1']
+        ",
+    );
+    let d = load_str("g.yaml", &yaml).unwrap_err();
+    let all = d.render();
+    assert!(all.contains("  --> g.yaml:4:11\n"), "{all}");
+    assert!(
+        all.contains("   = note: first defined at g.yaml:2:11\n"),
+        "{all}"
+    );
+    assert!(all.contains(" 5 |     endpoints: ['127.0.0.1']\n"), "{all}");
+    assert!(
+        all.contains(&format!("   | {}^\n", " ".repeat(16))),
+        "caret under column 17: {all}"
+    );
+    assert!(all.ends_with("g.yaml: 2 errors in config\n"), "{all}");
+    assert_eq!(d.to_string(), all);
+    // One line holds every diagnostic, the warning too.
+    assert_eq!(
+        d.one_line().split("; g.yaml:").count(),
+        3,
+        "{}",
+        d.one_line()
+    );
+}
+
+#[test]
+fn render_widens_the_gutter_for_long_files() {
+    let mut yaml = String::from("backends:\n");
+    for i in 0..60 {
+        yaml.push_str(&format!(
+            "  - {{name: b{i}, endpoints: ['127.0.0.1:{}']}}\n",
+            1000 + i
+        ));
+    }
+    yaml.push_str("  - {name: late, endpoints: ['127.0.0.1'], retries: 1}\n");
+    yaml.push_str(&"# padding\n".repeat(50));
+    yaml.push_str(
+        "gateways:\n  - name: g\n    listeners:\n      - {name: l, port: 0, backend: lat}\n",
+    );
+    let d = load_str("long.yaml", &yaml).unwrap_err();
+    let e = d.items.iter().find(|i| i.pos.line == 116).expect("{d}");
+    let rendered = e.render(&d.source);
+    assert!(rendered.contains("\n   --> long.yaml:116:"), "{rendered}");
+    assert!(rendered.contains("\n116 |       - {name: l"), "{rendered}");
+    assert!(rendered.contains("did you mean `late`?"), "{rendered}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The examples directory
+
+fn example_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(examples_dir())
+        .expect("the examples directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_compiles() {
+    let files = example_files();
+    assert!(
+        files.iter().any(|p| p.ends_with("gatehouse.yaml")),
+        "examples/gatehouse.yaml exists: {files:?}"
+    );
+    for path in files {
+        match load_file(&path) {
+            Ok(loaded) => assert!(!loaded.config.listeners.is_empty(), "{}", path.display()),
+            Err(d) => panic!("{} does not compile:\n{d}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn the_main_example_compiles_without_warnings_and_binds_loopback_only() {
+    let loaded = load_file(&examples_dir().join("gatehouse.yaml")).unwrap();
+    assert_eq!(
+        loaded.warnings.items.len(),
+        0,
+        "{}",
+        loaded.warnings.render()
+    );
+    let c = &loaded.config;
+    for l in &c.listeners {
+        assert!(l.bind.ip().is_loopback(), "{} binds {}", l.name, l.bind);
+    }
+    for b in c.backends.values() {
+        for e in &b.endpoints {
+            match &e.target {
+                Target::Addr(a) => assert!(a.ip().is_loopback(), "{}: {a}", b.name),
+                Target::Host { host, .. } => assert_eq!(host, "localhost", "{}", b.name),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_reference_shows_the_example_verbatim() {
+    let example = std::fs::read_to_string(examples_dir().join("gatehouse.yaml")).unwrap();
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.md"))
+            .unwrap();
+    assert!(
+        docs.contains(&format!("```yaml\n{example}```\n")),
+        "docs/config.md ends with examples/gatehouse.yaml, verbatim"
+    );
+}
+
+/// `key: value` on one line (or `- key: value`), with a scalar value: the column (1-based)
+/// where the key starts. Comment lines, `key:` opening a block, and list items that are
+/// plain scalars (`- 127.0.0.1:80`) are not pairs.
+fn scalar_pair_column(line: &str) -> Option<usize> {
+    let indent = line.len() - line.trim_start().len();
+    let mut rest = line.trim_start();
+    let mut column = indent + 1;
+    if let Some(item) = rest.strip_prefix("- ") {
+        column += 2 + (item.len() - item.trim_start().len());
+        rest = item.trim_start();
+    }
+    let key_len = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    if key_len == 0 || !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let after = rest[key_len..].strip_prefix(':')?;
+    if !(after.is_empty() || after.starts_with(' ')) {
+        return None;
+    }
+    let value = after.split(" #").next().unwrap_or("").trim();
+    (!value.is_empty()).then_some(column)
+}
+
+#[test]
+fn a_bogus_key_is_refused_everywhere_in_the_example() {
+    let path = examples_dir().join("gatehouse.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut tried = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(column) = scalar_pair_column(line) else {
+            continue;
+        };
+        tried += 1;
+        let mut edited: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+        edited.insert(i + 1, format!("{}bogusKey: 1", " ".repeat(column - 1)));
+        let yaml = edited.join("\n");
+        let inserted_line = (i + 2) as u64;
+        match load_str("gatehouse.yaml", &yaml) {
+            Ok(_) => panic!("bogusKey after line {} was accepted:\n{yaml}", i + 1),
+            Err(d) => {
+                let e = first_error(&d);
+                assert_eq!(
+                    (e.pos.line, e.pos.column, e.message.as_str()),
+                    (inserted_line, column as u64, "unknown key `bogusKey`"),
+                    "after line {}: {line}\n{d}",
+                    i + 1
+                );
+                assert_eq!(d.error_count(), 1, "{d}");
+                assert!(e.hint.is_some(), "{d}");
+            }
+        }
+    }
+    assert!(
+        tried >= 30,
+        "the example should exercise most keys; tried {tried}"
+    );
+}
+
+#[test]
+fn scalar_pairs_are_recognised() {
+    let cases: &[(&str, Option<usize>)] = &[
+        ("gateways:", None),
+        ("  - name: edge", Some(5)),
+        ("    addresses: [\"127.0.0.1\", \"::1\"]", Some(5)),
+        ("        port: 8443", Some(9)),
+        ("        protocol: TCP            # comment", Some(9)),
+        ("      - 127.0.0.1:9001                # short form", None),
+        ("      - localhost:5432", None),
+        ("      - address: \"[::1]:9003\"", Some(9)),
+        ("    passive:", None),
+        ("    healthCheck:   # a comment", None),
+        ("# name: commented", None),
+        ("", None),
+    ];
+    for (line, want) in cases {
+        assert_eq!(scalar_pair_column(line), *want, "{line:?}");
+    }
+}
+
+#[test]
+fn unquoted_ipv6_endpoint_gets_a_quoting_hint() {
+    let yaml = "backends:\n  - name: a\n    endpoints:\n      - [::1]:8080\n";
+    let err = gatehouse_config::load_str("t.yaml", yaml).unwrap_err();
+    let d = &err.items[0];
+    assert_eq!((d.pos.line, d.pos.column), (4, 9));
+    assert!(
+        d.message
+            .contains("quote an IPv6 endpoint, e.g. \"[::1]:8080\""),
+        "{}",
+        d.message
+    );
+}

@@ -1,0 +1,152 @@
+//! A TCP backend for tests.
+//!
+//! Protocol: the client speaks first. If its first bytes are an HTTP request for `/healthz`,
+//! the backend answers with the status the test set (200 by default) and closes. Otherwise it
+//! writes its own name and a newline, then echoes everything, starting with what the client
+//! already sent. It counts the connections it served (health checks excluded).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Shared {
+    name: String,
+    stopped: AtomicBool,
+    health_status: AtomicU16,
+    served: AtomicUsize,
+    health_checks: AtomicUsize,
+    open: Mutex<Vec<TcpStream>>,
+}
+
+/// A named echo backend on 127.0.0.1.
+pub struct Backend {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Backend {
+    /// Starts a backend on a free port of 127.0.0.1.
+    pub fn start(name: &str) -> Backend {
+        Backend::start_on(name, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts a backend on `addr` (a port used before, to restart it).
+    pub fn start_on(name: &str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            stopped: AtomicBool::new(false),
+            health_status: AtomicU16::new(200),
+            served: AtomicUsize::new(0),
+            health_checks: AtomicUsize::new(0),
+            open: Mutex::new(Vec::new()),
+        });
+        let accept_shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_shared.stopped.load(SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let conn_shared = Arc::clone(&accept_shared);
+                std::thread::spawn(move || serve(stream, &conn_shared));
+            }
+        });
+        Backend { shared, addr }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Proxied connections served so far.
+    pub fn served(&self) -> usize {
+        self.shared.served.load(SeqCst)
+    }
+
+    /// Health checks answered so far.
+    pub fn health_checks(&self) -> usize {
+        self.shared.health_checks.load(SeqCst)
+    }
+
+    /// The status `/healthz` answers with from now on.
+    pub fn set_health_status(&self, status: u16) {
+        self.shared.health_status.store(status, SeqCst);
+    }
+
+    /// Stops listening and resets every open connection.
+    pub fn stop(&self) {
+        if self.shared.stopped.swap(true, SeqCst) {
+            return;
+        }
+        // Wake the accept loop so it sees `stopped` and drops the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        for s in self.shared.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        // Wait until the port really refuses connections.
+        for _ in 0..100 {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_err() {
+                return;
+            }
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(mut stream: TcpStream, shared: &Shared) {
+    if shared.stopped.load(SeqCst) {
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = match stream.read(&mut buf) {
+        Ok(0) | Err(_) => return,
+        Ok(n) => n,
+    };
+    if buf[..n].starts_with(b"GET /healthz") {
+        shared.health_checks.fetch_add(1, SeqCst);
+        let status = shared.health_status.load(SeqCst);
+        let response =
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(response.as_bytes());
+        return;
+    }
+    shared.served.fetch_add(1, SeqCst);
+    if let Ok(clone) = stream.try_clone() {
+        shared.open.lock().unwrap().push(clone);
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    if stream
+        .write_all(format!("{}\n", shared.name).as_bytes())
+        .is_err()
+        || stream.write_all(&buf[..n]).is_err()
+    {
+        return;
+    }
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}

@@ -1,0 +1,43 @@
+//! End-to-end tests: the real `gatehouse` binary, real sockets on 127.0.0.0/8, port 0.
+// A test crate: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod balancing;
+mod cli;
+mod health;
+mod lifecycle;
+mod reload;
+
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// Generous upper bound for anything the tests wait for (slow CI machines).
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A config with one gateway listener on 127.0.0.1:0 named `t/in`, in front of backend
+/// `pool` with the given endpoints and extra backend settings (YAML lines, indented 4).
+pub fn one_listener(endpoints: &[std::net::SocketAddr], backend_extra: &str) -> String {
+    let list: Vec<String> = endpoints.iter().map(|e| format!("      - {e}\n")).collect();
+    format!(
+        "gateways:
+  - name: t
+    addresses: [127.0.0.1]
+    listeners:
+      - name: in
+        port: 0
+        backend: pool
+backends:
+  - name: pool
+    endpoints:
+{}{backend_extra}",
+        list.concat()
+    )
+}
+
+/// Blocking sleep (tests run on plain threads).
+#[allow(clippy::disallowed_methods)]
+pub fn sleep(d: Duration) {
+    std::thread::sleep(d);
+}
