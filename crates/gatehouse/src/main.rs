@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse_app::{RunError, RunOptions};
 
+mod logging;
+
 /// Exit code for an invalid config or a config that cannot be put in place.
 const EXIT_CONFIG: u8 = 1;
 /// Exit code for a failure of the process itself (runtime, signals).
@@ -76,7 +78,7 @@ fn main() -> ExitCode {
             threads,
             no_watch,
         } => {
-            init_logging(cli.log_format, &cli.log);
+            let _flush_logs_at_exit = init_logging(cli.log_format, &cli.log);
             let options = RunOptions {
                 config,
                 watch: !no_watch,
@@ -84,7 +86,7 @@ fn main() -> ExitCode {
             serve(threads, gatehouse_app::run(options))
         }
         Command::Demo { port } => {
-            init_logging(cli.log_format, &cli.log);
+            let _flush_logs_at_exit = init_logging(cli.log_format, &cli.log);
             serve(None, gatehouse_app::demo::demo(port))
         }
     }
@@ -144,17 +146,38 @@ fn serve(threads: Option<usize>, main: impl Future<Output = Result<(), RunError>
     }
 }
 
-fn init_logging(format: LogFormat, filter: &str) {
+/// Sets up the global subscriber; the returned guard flushes queued lines when `main` ends.
+#[must_use = "dropping it stops the log writer"]
+fn init_logging(format: LogFormat, filter: &str) -> Option<logging::FlushOnDrop> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("warning: bad log filter `{filter}` ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, flush) = match logging::pipe(std::io::stderr()) {
+        Ok((writer, flush)) => (writer, flush),
+        Err(e) => {
+            eprintln!(
+                "warning: cannot start the log writer thread ({e}); logging to stderr directly"
+            );
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi);
+            match format {
+                LogFormat::Text => builder.init(),
+                LogFormat::Json => builder.json().flatten_event(true).init(),
+            }
+            return None;
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    Some(flush)
 }

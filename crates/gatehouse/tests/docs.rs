@@ -12,5 +12,8 @@ fn architecture_names_every_crate() {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "ARCHITECTURE.md has no section for: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md has no section for: {missing:?}"
+    );
 }

@@ -115,6 +115,13 @@ fn refused_connect_is_retried_on_the_next_endpoint_and_ejects_it() {
             "every client is served despite a dead endpoint"
         );
     }
+    // Log lines are written in batches: wait until all ten connections are logged.
+    for _ in 0..200 {
+        if g.lines_with("connection closed", mark).len() >= 10 {
+            break;
+        }
+        crate::sleep(Duration::from_millis(10));
+    }
     let failures = g.lines_with("connect to endpoint failed", mark);
     assert_eq!(
         failures.len(),
