@@ -1,0 +1,653 @@
+#!/usr/bin/env bash
+# Gatehouse L4 TCP benchmark: Gatehouse vs nginx `stream` vs HAProxy (mode tcp),
+# side by side on one machine, loopback (127.0.0.1) only, one worker each.
+#
+# Usage: bench/run.sh [--quick] [--out FILE] [--help]
+# Environment:
+#   DURATION        seconds per measurement (default 10; --quick sets 3)
+#   GATEHOUSE_BIN   use this gatehouse binary instead of `cargo build --release -p gatehouse`
+#   SKIP_GATEHOUSE  1 = benchmark only the backend, nginx and HAProxy
+#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+41)
+#   LOAD_CPU        CPU for load generators and backends (default: first allowed CPU)
+#   PROXY_CPU       CPU for the proxy under test     (default: second allowed CPU)
+#   WRK_CONNS       wrk connections (default 50)
+#   HAPROXY_SPLICE  1 = HAProxy `option splice-request` + `splice-response` (default: stock, no splice)
+#   ROUNDS          repeat every measurement N times, report the median (default 1)
+#   RETRIES         repeat a measurement disturbed by other work up to N times (default 2)
+#   NOISE_PCT       "disturbed" = other processes/steal used >= this % of a core (default 15)
+#   KEEP_TMP        1 = keep the temp dir (configs, logs) after the run
+# See bench/README.md.
+set -euo pipefail
+set -o errtrace
+trap 'printf "[bench] ERROR: line %s: %s failed\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
+
+QUICK=0
+OUT_FILE="$SCRIPT_DIR/last-run.md"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --out) [[ $# -ge 2 ]] || { echo "--out needs a file" >&2; exit 2; }; OUT_FILE=$2; shift 2 ;;
+    --out=*) OUT_FILE=${1#--out=}; shift ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+if [[ $QUICK == 1 ]]; then DURATION=3; fi
+DURATION=${DURATION:-10}
+DURATION=${DURATION%s}
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || { echo "DURATION must be a whole number of seconds" >&2; exit 2; }
+SKIP_GATEHOUSE=${SKIP_GATEHOUSE:-0}
+WRK_CONNS=${WRK_CONNS:-50}
+HAPROXY_SPLICE=${HAPROXY_SPLICE:-0}
+KEEP_TMP=${KEEP_TMP:-0}
+ROUNDS=${ROUNDS:-1}
+RETRIES=${RETRIES:-2}
+NOISE_PCT=${NOISE_PCT:-15}
+[[ $RETRIES =~ ^[0-9]+$ && $RETRIES -le 5 ]] || { echo "RETRIES must be 0..5" >&2; exit 2; }
+[[ $NOISE_PCT =~ ^[0-9]+$ ]] || { echo "NOISE_PCT must be a whole number" >&2; exit 2; }
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "ROUNDS must be 1..20" >&2; exit 2; }
+HOST=127.0.0.1   # never anything else
+
+# ---------------------------------------------------------------- ports
+BASE_PORT=${BASE_PORT:-18080}
+P_BACKEND=$BASE_PORT                 # nginx HTTP backend
+P_IPERF=$((BASE_PORT + 1))           # iperf3 -s backend
+P_NGINX=$((BASE_PORT + 20));     P_NGINX_IPERF=$((BASE_PORT + 21))
+P_HAPROXY=$((BASE_PORT + 30));   P_HAPROXY_IPERF=$((BASE_PORT + 31))
+P_GATEHOUSE=$((BASE_PORT + 40)); P_GATEHOUSE_IPERF=$((BASE_PORT + 41))
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- tools
+NGINX_STREAM_SO=""
+find_stream_module() {
+  local f so
+  for f in /etc/nginx/modules-enabled/*stream*; do
+    [[ -e $f ]] || continue
+    so=$(sed -n 's/^[[:space:]]*load_module[[:space:]]\+\([^;[:space:]]*\).*/\1/p' "$f" | sed -n 1p)
+    [[ -n $so && $so != /* ]] && so="/usr/share/nginx/$so"   # Debian's nginx prefix
+    if [[ -n $so ]]; then so=$(readlink -f "$so" 2>/dev/null || true); fi
+    if [[ -n $so && -f $so ]]; then NGINX_STREAM_SO=$so; return 0; fi
+  done
+  for so in /usr/lib/nginx/modules/ngx_stream_module.so /usr/lib64/nginx/modules/ngx_stream_module.so; do
+    if [[ -f $so ]]; then NGINX_STREAM_SO=$so; return 0; fi
+  done
+  return 1
+}
+nginx_has_builtin_stream() { nginx -V 2>&1 | grep -q -- '--with-stream\([[:space:]]\|$\)'; }
+
+ensure_tools() {
+  local missing=0 c
+  for c in nginx haproxy wrk iperf3; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+  if [[ $missing == 0 ]] && ! find_stream_module && ! nginx_has_builtin_stream; then missing=1; fi
+  if [[ $missing == 1 ]]; then
+    log "installing nginx libnginx-mod-stream haproxy wrk iperf3"
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo"
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y nginx libnginx-mod-stream haproxy wrk iperf3
+  fi
+  for c in nginx haproxy wrk iperf3 ss taskset awk; do
+    command -v "$c" >/dev/null 2>&1 || die "required command not found: $c"
+  done
+  find_stream_module || nginx_has_builtin_stream || die "nginx stream module not found"
+}
+
+# ---------------------------------------------------------------- processes
+TMP=""
+PIDS=()
+cleanup() {
+  local rc=$? pid kids=() i
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do
+    # remember children (nginx workers) before the master goes away
+    if [[ -d /proc/$pid ]]; then
+      kids+=($(cat /proc/"$pid"/task/*/children 2>/dev/null || true))
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for pid in "${PIDS[@]}" "${kids[@]}"; do
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ -n $TMP && -d $TMP ]]; then
+    if [[ $rc != 0 || $KEEP_TMP == 1 ]]; then
+      log "configs and logs kept in $TMP"
+    else
+      rm -rf "$TMP"
+    fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+
+# start NAME CPU LOGFILE CMD... : run CMD in the foreground of a background job, pinned to CPU
+LAST_PID=""
+start() {
+  local name=$1 cpu=$2 logf=$3; shift 3
+  if [[ -n $cpu ]]; then
+    taskset -c "$cpu" "$@" >"$logf" 2>&1 &
+  else
+    "$@" >"$logf" 2>&1 &
+  fi
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  log "started $name (pid $LAST_PID${cpu:+, cpu $cpu})"
+}
+
+# wait_ready NAME PID LOGFILE PORT... : bounded poll until every port listens (10 s)
+wait_ready() {
+  local name=$1 pid=$2 logf=$3; shift 3
+  local i p ok
+  for ((i = 0; i < 100; i++)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before becoming ready; last lines of $logf:"
+      tail -n 20 "$logf" >&2 || true
+      die "$name failed to start"
+    fi
+    ok=1
+    for p in "$@"; do port_listening "$p" || { ok=0; break; }; done
+    [[ $ok == 1 ]] && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$logf" >&2 || true
+  die "$name not listening on port(s) $* after 10 s"
+}
+
+# check_http NAME PORT : one request through the path, expect the backend's "ok"
+check_http() {
+  local name=$1 port=$2 resp
+  resp=$(timeout 5 bash -c "exec 3<>/dev/tcp/$HOST/$port && printf 'GET / HTTP/1.0\r\nHost: bench\r\n\r\n' >&3 && cat <&3" 2>/dev/null || true)
+  [[ $resp == *" 200 "* && $resp == *ok* ]] || die "$name on $HOST:$port did not return the backend's 200 ok (got: ${resp:0:80})"
+}
+
+# process tree CPU ticks (utime+stime of pid and its direct children)
+proc_ticks() {
+  local pid=$1 p total=0 t
+  for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true); do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# Interference from other work: "machine busy ticks steal_ticks ours_ticks" where ours = every
+# daemon started here (with children) + everything this shell has waited for (wrk, iperf3 client).
+snapshot() {
+  local pid ours=0 busy
+  for pid in "${PIDS[@]}"; do ours=$((ours + $(proc_ticks "$pid"))); done
+  ours=$((ours + $(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' /proc/$$/stat)))
+  # user nice system irq softirq | steal
+  busy=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat)
+  echo "$busy $ours"
+}
+# other_pct SNAP0 SNAP1 NS0 NS1 -> "other% steal%" as % of one core (approximate)
+other_pct() {
+  local b0 s0 o0 b1 s1 o1
+  read -r b0 s0 o0 <<<"$1"; read -r b1 s1 o1 <<<"$2"
+  awk -v b=$((b1 - b0)) -v st=$((s1 - s0)) -v o=$((o1 - o0)) -v hz="$CLK_TCK" -v ns=$(($4 - $3)) \
+    'BEGIN { x = b - o; if (x < 0) x = 0; w = hz * ns / 1e9; printf "%.0f %.0f", 100 * x / w, 100 * st / w }'
+}
+
+# ---------------------------------------------------------------- measurement
+to_ms() { # wrk time like 512.00us / 1.23ms / 2.00s / 1.00m
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else print "NA" }'
+}
+
+# per-round results: RAW[<target>.<metric>] = "v1 v2 ..."; R = the summary over rounds
+declare -A RAW=() R=()
+OTHER_MAX=()
+STAGED=()   # one measurement's "key value" pairs, committed once it is accepted
+LAST_NOISE=0
+stage() { STAGED+=("$1 $2"); }
+commit() {
+  local kv
+  for kv in "${STAGED[@]}"; do RAW[${kv%% *}]+="${kv#* } "; done
+  STAGED=()
+}
+cpu_pct() { # ticks0 ticks1 ns0 ns1
+  awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" -v ns=$(($4 - $3)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }'
+}
+# summary over rounds: median (errors: sum); NA if any round is NA
+summarize() {
+  local k
+  for k in "${!RAW[@]}"; do
+    R[$k]=$(awk -v sum="$([[ $k == *.err ]] && echo 1 || echo 0)" '{
+      n = NF; for (i = 1; i <= n; i++) { if ($i == "NA" || $i == "-") { print $i; exit } v[i] = $i + 0; s += v[i] }
+      if (sum) { print s; exit }
+      for (i = 2; i <= n; i++) { x = v[i]; j = i - 1; while (j >= 1 && v[j] > x) { v[j + 1] = v[j]; j-- } v[j + 1] = x }
+      m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      if (m >= 100 || m == int(m)) printf "%.0f\n", m; else printf "%.3g\n", m }' <<<"${RAW[$k]}")
+  done
+}
+
+# run_wrk TARGET KIND PORT PROXYPID : KIND = ka (keep-alive) | nc (new connection per request)
+run_wrk() {
+  local target=$1 kind=$2 port=$3 ppid=$4 out t0=0 t1=0 w0 w1 s0 s1 oth stl rps p99 errs non2xx cpu
+  local -a extra=()
+  [[ $kind == nc ]] && extra=(-H 'Connection: close')
+  [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
+  s0=$(snapshot)
+  w0=$(date +%s%N)
+  out=$(taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+        wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" --latency "${extra[@]}" "http://$HOST:$port/" 2>&1) \
+    || { log "wrk failed against $target:"; echo "$out" >&2; die "wrk failed"; }
+  w1=$(date +%s%N)
+  s1=$(snapshot)
+  [[ $ppid != - ]] && t1=$(proc_ticks "$ppid")
+  read -r oth stl <<<"$(other_pct "$s0" "$s1" "$w0" "$w1")"
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  errs=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' <<<"$out")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
+  rps=${rps:-NA}
+  if [[ -n $p99 ]]; then p99=$(to_ms "$p99"); else p99=NA; fi
+  errs=$(( ${errs:-0} + ${non2xx:-0} ))
+  if [[ $ppid != - ]]; then cpu=$(cpu_pct "$t0" "$t1" "$w0" "$w1"); else cpu=-; fi
+  STAGED=()
+  stage "$target.$kind.rps" "$rps"; stage "$target.$kind.p99" "$p99"
+  stage "$target.$kind.err" "$errs"; stage "$target.$kind.cpu" "$cpu"
+  stage "$target.$kind.oth" "$oth"; stage "$target.$kind.stl" "$stl"
+  LAST_NOISE="$oth $stl $target/$kind"
+  echo "$out" >"$TMP/wrk-$target-$kind-round$ROUND.txt"
+  log "  $target wrk $kind: $rps req/s, p99 $p99 ms, errors $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+}
+
+# run_iperf TARGET PORT PROXYPID
+run_iperf() {
+  local target=$1 port=$2 ppid=$3 out t0=0 t1=0 w0 w1 s0 s1 oth stl g cpu
+  [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
+  s0=$(snapshot)
+  w0=$(date +%s%N)
+  out=$(taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+        iperf3 -c "$HOST" -p "$port" -t "$DURATION" -O 1 -f g 2>&1) \
+    || { log "iperf3 failed against $target:"; echo "$out" >&2; die "iperf3 failed"; }
+  w1=$(date +%s%N)
+  s1=$(snapshot)
+  [[ $ppid != - ]] && t1=$(proc_ticks "$ppid")
+  read -r oth stl <<<"$(other_pct "$s0" "$s1" "$w0" "$w1")"
+  g=$(awk '/receiver/ { for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") v = $(i - 1) } END { print v }' <<<"$out")
+  g=${g:-NA}
+  if [[ $ppid != - ]]; then cpu=$(cpu_pct "$t0" "$t1" "$w0" "$w1"); else cpu=-; fi
+  STAGED=()
+  stage "$target.gbps" "$g"; stage "$target.tp.cpu" "$cpu"
+  stage "$target.tp.oth" "$oth"; stage "$target.tp.stl" "$stl"
+  LAST_NOISE="$oth $stl $target/iperf3"
+  echo "$out" >"$TMP/iperf-$target-round$ROUND.txt"
+  log "  $target iperf3: $g Gbit/s, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+}
+
+settle() { sleep 1; }
+
+# measure RUN_FN ARGS... : run one measurement; if other work took >= NOISE_PCT of a core
+# meanwhile, wait and repeat it (at most RETRIES more times), then keep the last attempt
+measure() {
+  local attempt oth stl
+  for ((attempt = 0; attempt <= RETRIES; attempt++)); do
+    "$@"
+    settle
+    read -r oth stl _ <<<"$LAST_NOISE"
+    if ((oth + stl < NOISE_PCT)) || ((attempt == RETRIES)); then break; fi
+    log "  other work took $((oth + stl))% of a core during that run; repeating it ($((attempt + 1))/$RETRIES)"
+    sleep 2
+  done
+  commit
+  OTHER_MAX+=("$LAST_NOISE")
+}
+
+# ================================================================ main
+ensure_tools
+
+# CPUs: load generators + backends on one, proxy under test alone on another
+mapfile -t ALLOWED < <(awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status | tr ',' '\n' |
+  awk -F- '{ if (NF == 2) { for (i = $1; i <= $2; i++) print i } else print $1 }')
+if [[ ${#ALLOWED[@]} -ge 2 ]]; then
+  LOAD_CPU=${LOAD_CPU:-${ALLOWED[0]}}
+  PROXY_CPU=${PROXY_CPU:-${ALLOWED[1]}}
+  CORE_NOTE="CPU $LOAD_CPU: wrk / iperf3 client + nginx HTTP backend + iperf3 server; CPU $PROXY_CPU: the proxy under test, alone (as far as this script controls; other processes on the machine are not moved)."
+else
+  LOAD_CPU=${LOAD_CPU:-${ALLOWED[0]:-0}}
+  PROXY_CPU=${PROXY_CPU:-$LOAD_CPU}
+  CORE_NOTE="Only one CPU available: everything shares CPU $LOAD_CPU; figures are indicative only."
+fi
+
+# gatehouse binary
+GH_BIN=""
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  if [[ -n ${GATEHOUSE_BIN:-} ]]; then
+    GH_BIN=$GATEHOUSE_BIN
+  else
+    log "building gatehouse (cargo build --release -p gatehouse)"
+    (cd "$REPO_DIR" && cargo build --release -p gatehouse) \
+      || die "cargo build failed (set SKIP_GATEHOUSE=1 to benchmark only nginx and HAProxy)"
+    GH_BIN=$REPO_DIR/target/release/gatehouse
+  fi
+  [[ -x $GH_BIN ]] || die "gatehouse binary not executable: $GH_BIN"
+fi
+
+TARGETS=(direct nginx haproxy)
+[[ $SKIP_GATEHOUSE != 1 ]] && TARGETS+=(gatehouse)
+ALL_PORTS=("$P_BACKEND" "$P_IPERF" "$P_NGINX" "$P_NGINX_IPERF" "$P_HAPROXY" "$P_HAPROXY_IPERF")
+[[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE" "$P_GATEHOUSE_IPERF")
+for p in "${ALL_PORTS[@]}"; do
+  port_listening "$p" && die "port $p already in use (set BASE_PORT to move the range)"
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+log "temp dir $TMP; duration ${DURATION}s; load cpu $LOAD_CPU, proxy cpu $PROXY_CPU"
+
+LOAD_MODULE_LINE=""
+if [[ -n $NGINX_STREAM_SO ]]; then LOAD_MODULE_LINE="load_module $NGINX_STREAM_SO;"; fi
+
+nginx_common() { # $1 = prefix dir
+  cat <<EOF
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+# ---- backend: nginx HTTP, 1 worker, fixed small response, long keep-alive
+mkdir -p "$TMP/backend"
+{ nginx_common "$TMP/backend"; cat <<EOF
+worker_rlimit_nofile 10000;
+http {
+    access_log off;
+    client_body_temp_path $TMP/backend/client_body;
+    proxy_temp_path $TMP/backend/proxy;
+    fastcgi_temp_path $TMP/backend/fastcgi;
+    uwsgi_temp_path $TMP/backend/uwsgi;
+    scgi_temp_path $TMP/backend/scgi;
+    keepalive_timeout 65s;
+    keepalive_requests 100000000;
+    server {
+        listen $HOST:$P_BACKEND backlog=4096;
+        location / {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+    }
+}
+EOF
+} >"$TMP/backend/nginx.conf"
+nginx -t -q -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" \
+  || die "backend nginx config invalid"
+start backend-nginx "$LOAD_CPU" "$TMP/backend/stderr.log" \
+  nginx -p "$TMP/backend" -e "$TMP/backend/error.log" -c "$TMP/backend/nginx.conf" -g 'daemon off;'
+wait_ready backend-nginx "$LAST_PID" "$TMP/backend/stderr.log" "$P_BACKEND"
+PID_BACKEND=$LAST_PID
+
+start backend-iperf3 "$LOAD_CPU" "$TMP/iperf3-server.log" iperf3 -s -B "$HOST" -p "$P_IPERF"
+wait_ready backend-iperf3 "$LAST_PID" "$TMP/iperf3-server.log" "$P_IPERF"
+
+# ---- nginx stream
+mkdir -p "$TMP/nginx"
+{ echo "$LOAD_MODULE_LINE"; nginx_common "$TMP/nginx"; cat <<EOF
+worker_rlimit_nofile 10000;
+stream {
+    server {
+        listen $HOST:$P_NGINX backlog=4096;
+        proxy_pass $HOST:$P_BACKEND;
+    }
+    server {
+        listen $HOST:$P_NGINX_IPERF;
+        proxy_pass $HOST:$P_IPERF;
+    }
+}
+EOF
+} >"$TMP/nginx/nginx.conf"
+nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
+  || die "nginx stream config invalid"
+start nginx-stream "$PROXY_CPU" "$TMP/nginx/stderr.log" \
+  nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
+wait_ready nginx-stream "$LAST_PID" "$TMP/nginx/stderr.log" "$P_NGINX" "$P_NGINX_IPERF"
+PID_NGINX=$LAST_PID
+
+# ---- HAProxy mode tcp
+mkdir -p "$TMP/haproxy"
+SPLICE_LINE=""
+if [[ $HAPROXY_SPLICE == 1 ]]; then SPLICE_LINE=$'    option splice-request\n    option splice-response'; fi
+cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+    pidfile $TMP/haproxy/haproxy.pid
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+$SPLICE_LINE
+
+frontend fe_http
+    bind $HOST:$P_HAPROXY
+    default_backend be_http
+
+backend be_http
+    server s1 $HOST:$P_BACKEND
+
+frontend fe_iperf
+    bind $HOST:$P_HAPROXY_IPERF
+    default_backend be_iperf
+
+backend be_iperf
+    server s1 $HOST:$P_IPERF
+EOF
+haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" || die "HAProxy config invalid"
+start haproxy "$PROXY_CPU" "$TMP/haproxy/stderr.log" haproxy -db -f "$TMP/haproxy/haproxy.cfg"
+wait_ready haproxy "$LAST_PID" "$TMP/haproxy/stderr.log" "$P_HAPROXY" "$P_HAPROXY_IPERF"
+PID_HAPROXY=$LAST_PID
+
+# ---- Gatehouse
+PID_GATEHOUSE=-
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  mkdir -p "$TMP/gatehouse"
+  cat >"$TMP/gatehouse/gatehouse.yaml" <<EOF
+gateways:
+  - name: bench
+    addresses: [$HOST]
+    listeners:
+      - name: http
+        port: $P_GATEHOUSE
+        backend: web
+      - name: iperf
+        port: $P_GATEHOUSE_IPERF
+        backend: iperf
+backends:
+  - name: web
+    endpoints: [$HOST:$P_BACKEND]
+  - name: iperf
+    endpoints: [$HOST:$P_IPERF]
+EOF
+  start gatehouse "$PROXY_CPU" "$TMP/gatehouse/stderr.log" \
+    "$GH_BIN" run -c "$TMP/gatehouse/gatehouse.yaml" --threads 1
+  wait_ready gatehouse "$LAST_PID" "$TMP/gatehouse/stderr.log" "$P_GATEHOUSE" "$P_GATEHOUSE_IPERF"
+  PID_GATEHOUSE=$LAST_PID
+fi
+
+declare -A HTTP_PORT=([direct]=$P_BACKEND [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [gatehouse]=$P_GATEHOUSE)
+declare -A IPERF_PORT=([direct]=$P_IPERF [nginx]=$P_NGINX_IPERF [haproxy]=$P_HAPROXY_IPERF [gatehouse]=$P_GATEHOUSE_IPERF)
+declare -A PPID_OF=([direct]=- [nginx]=$PID_NGINX [haproxy]=$PID_HAPROXY [gatehouse]=$PID_GATEHOUSE)
+declare -A LABEL=([direct]="backend direct" [nginx]="nginx stream" [haproxy]="HAProxy tcp" [gatehouse]="Gatehouse")
+
+for t in "${TARGETS[@]}"; do check_http "${LABEL[$t]}" "${HTTP_PORT[$t]}"; done
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# how busy the machine is with other work right now (1 s sample of /proc/stat, all CPUs)
+cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
+read -r T0 I0 < <(cpu_sample); sleep 1; read -r T1 I1 < <(cpu_sample)
+BUSY_BEFORE=$(awk -v t=$((T1 - T0)) -v i=$((I1 - I0)) 'BEGIN { printf "%.0f", t ? 100 * (t - i) / t : 0 }')
+log "all paths answer; machine busy ${BUSY_BEFORE}% before measuring (load average $LOAD_BEFORE)"
+
+# Each round runs every test against every target in turn (same order every round).
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  log "round $ROUND/$ROUNDS: keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency"
+  for t in "${TARGETS[@]}"; do measure run_wrk "$t" ka "${HTTP_PORT[$t]}" "${PPID_OF[$t]}"; done
+  log "round $ROUND/$ROUNDS: new connection per request: wrk ... -H 'Connection: close'"
+  for t in "${TARGETS[@]}"; do measure run_wrk "$t" nc "${HTTP_PORT[$t]}" "${PPID_OF[$t]}"; done
+  log "round $ROUND/$ROUNDS: throughput: iperf3 -c $HOST -t $DURATION -O 1 (one stream)"
+  for t in "${TARGETS[@]}"; do measure run_iperf "$t" "${IPERF_PORT[$t]}" "${PPID_OF[$t]}"; done
+done
+summarize
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- report
+# ratio higher-is-better: gatehouse / max(nginx, haproxy); lower-is-better: min(nginx, haproxy) / gatehouse
+ratio_hi() { awk -v g="$1" -v a="$2" -v b="$3" 'BEGIN {
+  if (g == "NA" || (a == "NA" && b == "NA")) { print "n/a"; exit }
+  m = (a == "NA") ? b : (b == "NA") ? a : (a > b ? a : b); m += 0
+  if (m == 0) { print "n/a"; exit } printf "%.2fx", g / m }'; }
+ratio_lo() { awk -v g="$1" -v a="$2" -v b="$3" 'BEGIN {
+  if (g == "NA" || (a == "NA" && b == "NA")) { print "n/a"; exit }
+  m = (a == "NA") ? b : (b == "NA") ? a : (a < b ? a : b); m += 0; g += 0
+  if (g == 0) { print "n/a"; exit } printf "%.2fx", m / g }'; }
+
+HEAD=("target" "keep-alive req/s" "keep-alive p99 ms" "new-conn req/s" "new-conn p99 ms" "Gbit/s")
+ROWS=()
+row_of() { local t=$1
+  printf '%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.ka.rps]}" "${R[$t.ka.p99]}" \
+    "${R[$t.nc.rps]}" "${R[$t.nc.p99]}" "${R[$t.gbps]}"; }
+for t in "${TARGETS[@]}"; do ROWS+=("$(row_of "$t")"); done
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  ROWS+=("$(printf 'Gatehouse ratio\t%s\t%s\t%s\t%s\t%s' \
+    "$(ratio_hi "${R[gatehouse.ka.rps]}" "${R[nginx.ka.rps]}" "${R[haproxy.ka.rps]}")" \
+    "$(ratio_lo "${R[gatehouse.ka.p99]}" "${R[nginx.ka.p99]}" "${R[haproxy.ka.p99]}")" \
+    "$(ratio_hi "${R[gatehouse.nc.rps]}" "${R[nginx.nc.rps]}" "${R[haproxy.nc.rps]}")" \
+    "$(ratio_lo "${R[gatehouse.nc.p99]}" "${R[nginx.nc.p99]}" "${R[haproxy.nc.p99]}")" \
+    "$(ratio_hi "${R[gatehouse.gbps]}" "${R[nginx.gbps]}" "${R[haproxy.gbps]}")")")
+fi
+# work per proxy CPU: req/s (or Gbit/s) divided by the proxy's busy fraction of one core
+per_core() { awk -v v="$1" -v c="$2" -v f="$3" 'BEGIN {
+  if (v == "NA" || c == "-" || c == "" || c + 0 == 0) { print "NA"; exit } printf f, v / (c / 100) }'; }
+for t in "${TARGETS[@]}"; do
+  R[$t.ka.eff]=$(per_core "${R[$t.ka.rps]}" "${R[$t.ka.cpu]}" "%.0f")
+  R[$t.nc.eff]=$(per_core "${R[$t.nc.rps]}" "${R[$t.nc.cpu]}" "%.0f")
+  R[$t.tp.eff]=$(per_core "${R[$t.gbps]}" "${R[$t.tp.cpu]}" "%.1f")
+done
+DHEAD=("target" "CPU% ka" "CPU% nc" "CPU% iperf3" "ka req/s per core" "nc req/s per core" "Gbit/s per core" "wrk errors ka/nc" "other CPU% ka/nc/iperf3")
+DROWS=()
+for t in "${TARGETS[@]}"; do
+  DROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.ka.cpu]}" "${R[$t.nc.cpu]}" \
+    "${R[$t.tp.cpu]}" "${R[$t.ka.eff]}" "${R[$t.nc.eff]}" "${R[$t.tp.eff]}" "${R[$t.ka.err]}/${R[$t.nc.err]}" \
+    "${R[$t.ka.oth]}/${R[$t.nc.oth]}/${R[$t.tp.oth]}")")
+done
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  DROWS+=("$(printf 'Gatehouse ratio\t\t\t\t%s\t%s\t%s\t\t' \
+    "$(ratio_hi "${R[gatehouse.ka.eff]}" "${R[nginx.ka.eff]}" "${R[haproxy.ka.eff]}")" \
+    "$(ratio_hi "${R[gatehouse.nc.eff]}" "${R[nginx.nc.eff]}" "${R[haproxy.nc.eff]}")" \
+    "$(ratio_hi "${R[gatehouse.tp.eff]}" "${R[nginx.tp.eff]}" "${R[haproxy.tp.eff]}")")")
+fi
+
+print_text_table() { # header array name, rows array name
+  local -n h=$1 r=$2
+  { (IFS=$'\t'; echo "${h[*]}"); printf '%s\n' "${r[@]}"; } |
+    awk -F'\t' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
+      END { for (j = 1; j <= rows; j++) { line = ""
+              for (i = 1; i <= n; i++) line = line sprintf(i == 1 ? "%-*s" : "  %*s", w[i], c[j, i])
+              print line
+              if (j == 1) { s = ""; for (i = 1; i <= length(line); i++) s = s "-"; print s } } }'
+}
+print_md_table() {
+  local -n h=$1 r=$2
+  printf "| %s " "${h[@]}"; echo "|"
+  local sep="|" i
+  for ((i = 0; i < ${#h[@]}; i++)); do if [[ $i == 0 ]]; then sep+=":---|"; else sep+="---:|"; fi; done
+  echo "$sep"
+  printf '%s\n' "${r[@]}" | sed 's/\t/ | /g; s/^/| /; s/$/ |/'
+}
+
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NGINX_V=$( (nginx -v 2>&1 || true) | sed 's/^nginx version: //')
+HAPROXY_V=$( (haproxy -v 2>/dev/null || true) | awk 'NR == 1 { print $3 }')
+WRK_V=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
+IPERF_V=$( (iperf3 -v 2>/dev/null || true) | awk 'NR == 1 { print $2 }')
+GH_V="skipped"
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  GH_V="$GH_BIN"
+  if GIT_REV=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null); then
+    git -C "$REPO_DIR" diff --quiet HEAD 2>/dev/null || GIT_REV="$GIT_REV+dirty"
+    GH_V="$GH_V (repo $GIT_REV)"
+  fi
+fi
+NOW=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+SPLICE_DESC=$([[ $HAPROXY_SPLICE == 1 ]] && echo "splice-request + splice-response forced" || echo "stock config, no splice")
+
+echo
+echo "Gatehouse L4 benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
+echo "machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r)"
+echo "cores: $CORE_NOTE"
+# tests in which some proxy did not keep its core busy: the load core was the limit there
+NOTES=()
+NOISY=$(printf '%s\n' "${OTHER_MAX[@]}" | awk -v lim="$NOISE_PCT" '$1 + $2 >= lim { printf "%s%s (%s%%, steal %s%%)", n++ ? ", " : "", $3, $1, $2 }')
+if [[ -n $NOISY ]]; then
+  NOTES+=("WARNING: other work (processes not started here, or hypervisor steal) took at least ${NOISE_PCT}% of a core during: $NOISY (after up to $RETRIES repeats). Those figures are unreliable; rerun on an idle machine or with ROUNDS=3.")
+fi
+if [[ $BUSY_BEFORE -gt 10 ]]; then
+  NOTES+=("WARNING: other work kept the machine ${BUSY_BEFORE}% busy just before measuring (load average $LOAD_BEFORE); figures are noisy, rerun on an idle machine or with ROUNDS=3.")
+fi
+UNSAT=()
+for k in ka:keep-alive nc:new-conn tp:iperf3; do
+  for t in "${TARGETS[@]}"; do
+    [[ $t == direct ]] && continue
+    c=${R[$t.${k%%:*}.cpu]}
+    if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
+  done
+done
+if [[ ${#UNSAT[@]} -gt 0 ]]; then
+  NOTES+=("Some proxy used under 90% of its core in: ${UNSAT[*]}. There the load generator and backend core was the limit, so req/s ratios are compressed towards 1; compare the per-core columns (work per proxy CPU) as well.")
+fi
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  NOTES+=("Ratio rows compare Gatehouse with the better of nginx and HAProxy; >1 means Gatehouse is better (req/s, Gbit/s, per core: gatehouse / best; p99 latency: best / gatehouse, since lower is better).")
+else
+  NOTES+=("Gatehouse skipped (SKIP_GATEHOUSE=1): no ratios.")
+fi
+NOTES+=("Details: CPU% is the proxy's CPU time (all threads and worker processes) over the run's wall time, 100 = one core; per core = figure / (CPU%/100); ka = keep-alive, nc = new connection per request; other CPU% = approximate CPU used by processes not started here (% of one core, median over rounds).")
+
+echo
+print_text_table HEAD ROWS
+echo
+print_text_table DHEAD DROWS
+echo
+printf -- '- %s\n' "${NOTES[@]}" | fold -s -w 110
+echo "machine busy before: ${BUSY_BEFORE}%; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+
+mkdir -p "$(dirname "$OUT_FILE")"
+{
+  echo "# Gatehouse L4 TCP benchmark"
+  echo
+  echo "- date: $NOW"
+  echo "- runs: ${DURATION}s per measurement, $ROUNDS round(s), median reported"
+  echo "- machine: $(nproc) CPUs, $CPU_MODEL; kernel $(uname -r)"
+  echo "- cores: $CORE_NOTE"
+  echo "- versions: $NGINX_V; HAProxy $HAPROXY_V ($SPLICE_DESC); wrk $WRK_V; iperf3 $IPERF_V; gatehouse: $GH_V"
+  echo "- each proxy: one worker (nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`, Gatehouse \`--threads 1\`), listening on 127.0.0.1, forwarding to the same backend"
+  echo "- backend: nginx HTTP, 1 worker, \`return 200 \"ok\\n\"\`, keep-alive; iperf3 -s"
+  echo "- load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency\` (keep-alive), same plus \`-H 'Connection: close'\` (new connection per request), \`iperf3 -c 127.0.0.1 -t $DURATION -O 1\` (one stream)"
+  echo "- other work on the machine: ${BUSY_BEFORE}% CPU busy just before measuring; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
+  echo
+  print_md_table HEAD ROWS
+  echo
+  print_md_table DHEAD DROWS
+  echo
+  printf -- '- %s\n' "${NOTES[@]}"
+} >"$OUT_FILE"
+log "markdown written to $OUT_FILE"
