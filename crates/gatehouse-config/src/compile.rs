@@ -317,12 +317,7 @@ impl Compiler {
             let protocol = self.protocol(&raw.protocol);
             let port = self.port(&raw.port, true);
             let max_connections = self.max_connections(&raw.max_connections);
-            let idle_timeout = self.duration(
-                &raw.idle_timeout,
-                DEFAULT_IDLE_TIMEOUT,
-                Duration::from_millis(1),
-                "idleTimeout",
-            );
+            let idle_timeout = self.idle_timeout(&raw.idle_timeout);
             let ips: Vec<IpAddr> = match &raw.address {
                 Some(a) => match parse_listen_address(&a.value.0) {
                     Ok(ip) => vec![ip],
@@ -399,12 +394,7 @@ impl Compiler {
             names.insert(name.clone(), at);
         }
         let max_connections = self.max_connections(&raw.max_connections);
-        let idle_timeout = self.duration(
-            &raw.idle_timeout,
-            DEFAULT_IDLE_TIMEOUT,
-            Duration::from_millis(1),
-            "idleTimeout",
-        );
+        let idle_timeout = self.idle_timeout(&raw.idle_timeout);
         let (listen, target) = (listen?, target?);
         let full_name = format!("forward/{name}");
         let backend = Backend {
@@ -708,6 +698,15 @@ impl Compiler {
         m.as_ref()
             .and_then(|m| self.int_in(m, 1, 1_000_000, "maxConnections"))
             .map_or(DEFAULT_MAX_CONNECTIONS, |v| v as usize)
+    }
+
+    fn idle_timeout(&mut self, v: &Option<S<Scalar>>) -> Duration {
+        self.duration(
+            v,
+            DEFAULT_IDLE_TIMEOUT,
+            Duration::from_millis(1),
+            "idleTimeout",
+        )
     }
 
     fn int_in(&mut self, v: &S<i64>, min: u32, max: u32, what: &str) -> Option<u32> {

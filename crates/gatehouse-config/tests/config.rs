@@ -2146,3 +2146,34 @@ fn unquoted_ipv6_endpoint_gets_a_quoting_hint() {
         d.message
     );
 }
+
+/// Bad input gets diagnostics, never a panic: every prefix of the example file, and the
+/// example with each character replaced by characters that break YAML or values.
+#[test]
+fn no_input_derived_from_the_example_panics() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gatehouse.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    for &end in &boundaries {
+        let _ = gatehouse_config::load_str("prefix.yaml", &text[..end]);
+    }
+    let mut checked = 0;
+    for &at in boundaries.iter().step_by(3) {
+        let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+        for replacement in ["", ":", "[", "-", "\"", "9", "\t", "{", "*a", "&a", "é"] {
+            let mutated = format!("{}{}{}", &text[..at], replacement, &text[next..]);
+            if let Err(d) = gatehouse_config::load_str("mutated.yaml", &mutated) {
+                // Every error points somewhere inside the file (or at its start).
+                let lines = mutated.lines().count() as u64 + 1;
+                assert!(
+                    d.items.iter().all(|i| i.pos.line <= lines),
+                    "{}",
+                    d.render()
+                );
+                let _ = d.render();
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000);
+}
