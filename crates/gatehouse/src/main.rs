@@ -109,7 +109,23 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as nginx and HAProxy do: every
+/// proxied connection takes two descriptors, and the common soft default of 1024 would cap a
+/// gateway at about 500 connections, far below `maxConnections`.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!(limit = soft, error = %e, "cannot raise the open-file limit"),
+        },
+        Ok((soft, _)) => tracing::debug!(limit = soft, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+}
+
 fn serve(threads: Option<usize>, main: impl Future<Output = Result<(), RunError>>) -> ExitCode {
+    raise_open_file_limit();
     let runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

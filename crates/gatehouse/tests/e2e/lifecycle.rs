@@ -217,3 +217,47 @@ fn startup_fails_cleanly_when_the_port_is_taken() {
     assert_eq!(status.code(), Some(1));
     assert!(g.wait_for("in use", 0, WAIT).is_some(), "{}", g.logs());
 }
+
+#[test]
+fn a_low_soft_open_file_limit_does_not_cap_connections() {
+    // Started with a soft limit of 256 descriptors, Gatehouse must still hold 200 proxied
+    // connections (400 descriptors): it raises its soft limit to the hard one.
+    let hard = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    if hard != "unlimited" && hard.parse::<u64>().unwrap_or(0) < 1024 {
+        eprintln!("skipped: hard open-file limit {hard} is too low to show anything");
+        return;
+    }
+    let dir = gatehouse_testkit::TempDir::new();
+    let wrapper = dir.path().join("gatehouse-low-nofile");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -Sn 256\nexec {BIN} \"$@\"\n"),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+
+    let a = Backend::start("a");
+    let g = Gatehouse::start(wrapper.to_str().unwrap(), &one_listener(&[a.addr()], ""));
+    assert!(
+        g.logs().contains("raised the open-file limit from=256"),
+        "{}",
+        g.logs()
+    );
+    let gw = g.addr("t/in");
+    let mut held = Vec::new();
+    for i in 0..200 {
+        let mut s = connect(gw).unwrap();
+        s.write_all(b"1").unwrap();
+        assert_eq!(read_line(&mut s).unwrap(), "a", "connection {i}");
+        held.push(s);
+    }
+    assert_eq!(a.served(), 200);
+}
