@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use gatehouse_config::{HealthCheck, HealthCheckKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -194,21 +193,6 @@ pub fn parse_status_line(head: &[u8]) -> Result<u16, String> {
             line.trim().chars().take(40).collect::<String>()
         )),
     }
-}
-
-/// Formats the health of an endpoint for logs and summaries.
-pub fn describe(endpoint: &Endpoint) -> &'static str {
-    match (endpoint.is_up(), endpoint.is_ejected()) {
-        (true, false) => "up",
-        (true, true) => "ejected",
-        (false, _) => "down",
-    }
-}
-
-/// How long until a check result matters, for callers that wait on health: `fall` (or
-/// `rise`) intervals plus one timeout.
-pub fn settle_time(check: &HealthCheck, transitions: u32) -> Duration {
-    check.interval * transitions + check.timeout
 }
 
 #[cfg(test)]

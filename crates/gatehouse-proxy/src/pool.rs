@@ -33,8 +33,6 @@ pub struct Endpoint {
     active: AtomicUsize,
     /// Rise/fall bookkeeping of the active checks.
     pub(crate) counter: Mutex<HealthCounter>,
-    /// When `up` last changed (ms on [`now_ms`]'s clock).
-    changed_at: AtomicU64,
 }
 
 impl Endpoint {
@@ -48,7 +46,6 @@ impl Endpoint {
             connect_failures: AtomicU32::new(0),
             active: AtomicUsize::new(0),
             counter: Mutex::new(HealthCounter::new_up()),
-            changed_at: AtomicU64::new(now_ms()),
         }
     }
 
@@ -59,7 +56,6 @@ impl Endpoint {
 
     pub(crate) fn set_up(&self, up: bool) {
         self.up.store(up, Relaxed);
-        self.changed_at.store(now_ms(), Relaxed);
     }
 
     /// Whether passive ejection is taking it out right now.
@@ -70,11 +66,6 @@ impl Endpoint {
     /// Open connections to it.
     pub fn active_connections(&self) -> usize {
         self.active.load(Relaxed)
-    }
-
-    /// Time since its health last changed.
-    pub fn since_change(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.changed_at.load(Relaxed)))
     }
 
     /// Records a failed connect; returns true when this failure ejects the endpoint.
@@ -106,7 +97,6 @@ impl Endpoint {
     /// Copies health from the endpoint it replaces (same address, across a reload).
     fn inherit(&self, old: &Endpoint) {
         self.up.store(old.up.load(Relaxed), Relaxed);
-        self.changed_at.store(old.changed_at.load(Relaxed), Relaxed);
         self.ejected_until
             .store(old.ejected_until.load(Relaxed), Relaxed);
         if let (Ok(mut new), Ok(old)) = (self.counter.lock(), old.counter.lock()) {

@@ -16,7 +16,6 @@ struct Shared {
     stopped: AtomicBool,
     health_status: AtomicU16,
     served: AtomicUsize,
-    health_checks: AtomicUsize,
     open: Mutex<Vec<TcpStream>>,
 }
 
@@ -41,7 +40,6 @@ impl Backend {
             stopped: AtomicBool::new(false),
             health_status: AtomicU16::new(200),
             served: AtomicUsize::new(0),
-            health_checks: AtomicUsize::new(0),
             open: Mutex::new(Vec::new()),
         });
         let accept_shared = Arc::clone(&shared);
@@ -69,11 +67,6 @@ impl Backend {
     /// Proxied connections served so far.
     pub fn served(&self) -> usize {
         self.shared.served.load(SeqCst)
-    }
-
-    /// Health checks answered so far.
-    pub fn health_checks(&self) -> usize {
-        self.shared.health_checks.load(SeqCst)
     }
 
     /// The status `/healthz` answers with from now on.
@@ -119,7 +112,6 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         Ok(n) => n,
     };
     if buf[..n].starts_with(b"GET /healthz") {
-        shared.health_checks.fetch_add(1, SeqCst);
         let status = shared.health_status.load(SeqCst);
         let response =
             format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");

@@ -41,6 +41,16 @@ pub fn read_line(s: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
+/// Opens a connection that stays open: connects, sends one byte (`1`), and returns the name of
+/// the backend that answered with the stream. The backend's echo of `1` is the next byte to
+/// read.
+pub fn open(addr: SocketAddr) -> std::io::Result<(String, TcpStream)> {
+    let mut s = connect(addr)?;
+    s.write_all(b"1")?;
+    let name = read_line(&mut s)?;
+    Ok((name, s))
+}
+
 /// Connects, says hello, and returns the name of the backend that answered (an error if the
 /// connection was closed without an answer).
 pub fn ask(addr: SocketAddr) -> std::io::Result<String> {

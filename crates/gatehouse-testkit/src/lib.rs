@@ -16,5 +16,5 @@ mod client;
 mod process;
 
 pub use backend::Backend;
-pub use client::{ask, ask_from, connect, connect_from, read_line};
+pub use client::{ask, ask_from, connect, connect_from, open, read_line};
 pub use process::{Gatehouse, TempDir, field};

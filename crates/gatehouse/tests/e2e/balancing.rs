@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use gatehouse_testkit::{Backend, Gatehouse, ask, ask_from, connect, read_line};
-use std::io::Write;
+use gatehouse_testkit::{Backend, Gatehouse, ask, ask_from};
 
 use crate::{BIN, one_listener};
 
@@ -68,9 +67,7 @@ fn least_connections_follows_open_connections() {
     );
     let gw = g.addr("t/in");
     let open = |held: &mut Vec<(String, std::net::TcpStream)>| {
-        let mut s = connect(gw).unwrap();
-        s.write_all(b"hold\n").unwrap();
-        let name = read_line(&mut s).unwrap();
+        let (name, s) = gatehouse_testkit::open(gw).unwrap();
         held.push((name.clone(), s));
         name
     };

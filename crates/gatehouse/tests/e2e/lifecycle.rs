@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use gatehouse_testkit::{Backend, Gatehouse, ask, connect, read_line};
+use gatehouse_testkit::{Backend, Gatehouse, ask, connect, open};
 
 use crate::{BIN, WAIT, one_listener, sleep};
 
@@ -12,9 +12,8 @@ fn sigterm_stops_accepting_and_drains_open_connections() {
     let a = Backend::start("a");
     let g = Gatehouse::start(BIN, &one_listener(&[a.addr()], ""));
     let gw = g.addr("t/in");
-    let mut open = connect(gw).unwrap();
-    open.write_all(b"1").unwrap();
-    assert_eq!(read_line(&mut open).unwrap(), "a");
+    let (name, mut open) = open(gw).unwrap();
+    assert_eq!(name, "a");
 
     let mut g = g;
     g.signal("TERM");
@@ -43,9 +42,8 @@ fn drain_deadline_cuts_what_is_left() {
     let a = Backend::start("a");
     let yaml = one_listener(&[a.addr()], "") + "settings:\n  drainTimeout: 500ms\n";
     let mut g = Gatehouse::start(BIN, &yaml);
-    let mut open = connect(g.addr("t/in")).unwrap();
-    open.write_all(b"1").unwrap();
-    assert_eq!(read_line(&mut open).unwrap(), "a");
+    let (name, mut open) = open(g.addr("t/in")).unwrap();
+    assert_eq!(name, "a");
     let started = Instant::now();
     g.signal("INT");
     let status = g.wait_exit(WAIT).expect("exits after the drain timeout");
@@ -71,9 +69,8 @@ fn idle_connections_are_closed_and_logged() {
         "backend: pool\n        idleTimeout: 300ms\n",
     );
     let g = Gatehouse::start(BIN, &yaml);
-    let mut s = connect(g.addr("t/in")).unwrap();
-    s.write_all(b"1").unwrap();
-    assert_eq!(read_line(&mut s).unwrap(), "a");
+    let (name, mut s) = open(g.addr("t/in")).unwrap();
+    assert_eq!(name, "a");
     let started = Instant::now();
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
@@ -104,9 +101,8 @@ fn connections_over_the_limit_are_refused() {
     let gw = g.addr("t/in");
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut s = connect(gw).unwrap();
-        s.write_all(b"1").unwrap();
-        assert_eq!(read_line(&mut s).unwrap(), "a");
+        let (name, s) = open(gw).unwrap();
+        assert_eq!(name, "a");
         held.push(s);
     }
     assert!(ask(gw).is_err(), "a third connection was served");
@@ -254,9 +250,8 @@ fn a_low_soft_open_file_limit_does_not_cap_connections() {
     let gw = g.addr("t/in");
     let mut held = Vec::new();
     for i in 0..200 {
-        let mut s = connect(gw).unwrap();
-        s.write_all(b"1").unwrap();
-        assert_eq!(read_line(&mut s).unwrap(), "a", "connection {i}");
+        let (name, s) = open(gw).unwrap();
+        assert_eq!(name, "a", "connection {i}");
         held.push(s);
     }
     assert_eq!(a.served(), 200);

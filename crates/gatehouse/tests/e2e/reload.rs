@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use gatehouse_testkit::{Backend, Gatehouse, ask, connect, read_line};
+use gatehouse_testkit::{Backend, Gatehouse, ask, connect, open, read_line};
 
 use crate::{BIN, WAIT, one_listener, sleep};
 
@@ -152,9 +152,8 @@ fn sighup_reloads_and_a_removed_listener_stops_accepting_but_its_connections_fin
     let g = Gatehouse::spawn(BIN, &yaml(true), &["--no-watch"]);
     let extra = g.addr("t/extra");
     let main = g.addr("t/in");
-    let mut open = connect(extra).unwrap();
-    open.write_all(b"1").unwrap();
-    assert_eq!(read_line(&mut open).unwrap(), "a");
+    let (name, mut open) = open(extra).unwrap();
+    assert_eq!(name, "a");
 
     // With --no-watch, editing the file does nothing until SIGHUP.
     let mark = g.mark();
