@@ -151,21 +151,22 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: &Route, cut: &Ca
         proxy(&mut client, &mut backend, route.listener.idle_timeout, cut).await;
     let endpoint = guard.endpoint().addr;
     drop(guard);
-    let fields = (route.listener.name.as_str(), route.pool.name());
+    // One line per connection; the same fields whatever the level.
+    macro_rules! log_closed {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "gatehouse::access",
+                listener = %route.listener.name, client = %peer, backend = %route.pool.name(),
+                endpoint = %endpoint, bytes_up = up, bytes_down = down,
+                duration_ms = started.elapsed().as_millis() as u64, outcome = %end,
+                "connection closed"
+            )
+        };
+    }
     if matches!(end, End::Closed | End::IdleTimeout) {
-        tracing::info!(
-            target: "gatehouse::access",
-            listener = %fields.0, client = %peer, backend = %fields.1, endpoint = %endpoint,
-            bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64,
-            outcome = %end, "connection closed"
-        );
+        log_closed!(info);
     } else {
-        tracing::warn!(
-            target: "gatehouse::access",
-            listener = %fields.0, client = %peer, backend = %fields.1, endpoint = %endpoint,
-            bytes_up = up, bytes_down = down, duration_ms = started.elapsed().as_millis() as u64,
-            outcome = %end, "connection closed"
-        );
+        log_closed!(warn);
     }
 }
 

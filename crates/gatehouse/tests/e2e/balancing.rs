@@ -36,20 +36,12 @@ fn round_robin_takes_turns() {
 fn weights_set_the_share() {
     let a = Backend::start("heavy");
     let b = Backend::start("light");
-    let yaml = format!(
-        "gateways:
-  - name: t
-    addresses: [127.0.0.1]
-    listeners: [{{ name: in, port: 0, backend: pool }}]
-backends:
-  - name: pool
-    endpoints:
-      - {{ address: \"{}\", weight: 3 }}
-      - {{ address: \"{}\", weight: 1 }}
-",
+    let weighted = format!(
+        "      - {{ address: \"{}\", weight: 3 }}\n      - {{ address: \"{}\", weight: 1 }}\n",
         a.addr(),
         b.addr()
     );
+    let yaml = one_listener(&[], &weighted);
     let g = Gatehouse::start(BIN, &yaml);
     let gw = g.addr("t/in");
     let counts = tally((0..40).map(|_| ask(gw).unwrap()));

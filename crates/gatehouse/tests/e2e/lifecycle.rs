@@ -115,18 +115,11 @@ fn connections_over_the_limit_are_refused() {
 #[test]
 fn host_names_are_resolved() {
     let a = Backend::start("a");
-    let yaml = format!(
-        "gateways:
-  - name: t
-    addresses: [127.0.0.1]
-    listeners: [{{ name: in, port: 0, backend: pool }}]
-backends:
-  - name: pool
-    resolveInterval: 1s
-    endpoints: [\"localhost:{}\"]
-",
+    let by_name = format!(
+        "      - \"localhost:{}\"\n    resolveInterval: 1s\n",
         a.addr().port()
     );
+    let yaml = one_listener(&[], &by_name);
     let g = Gatehouse::start(BIN, &yaml);
     assert_eq!(ask(g.addr("t/in")).unwrap(), "a");
     assert!(g.logs().contains("endpoint resolved"));

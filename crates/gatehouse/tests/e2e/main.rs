@@ -17,7 +17,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A config with one gateway listener on 127.0.0.1:0 named `t/in`, in front of backend
-/// `pool` with the given endpoints and extra backend settings (YAML lines, indented 4).
+/// `pool` with the given endpoints. `backend_extra` is YAML appended right after the endpoint
+/// list: more endpoint lines (indented 6, for forms `endpoints` cannot write) and/or backend
+/// keys (indented 4).
 pub fn one_listener(endpoints: &[std::net::SocketAddr], backend_extra: &str) -> String {
     let list: Vec<String> = endpoints.iter().map(|e| format!("      - {e}\n")).collect();
     format!(
