@@ -1,9 +1,10 @@
 //! `gatehouse run`: load, serve, reload, drain.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gatehouse_config::{ConfigDiff, Diagnostics, Loaded, load_file};
+use gatehouse_config::{Config, ConfigDiff, Diagnostics, Loaded, load_file};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -59,18 +60,23 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup(format!("cannot install signal handlers: {e}")))?;
     let loaded = load_file(&options.config).map_err(RunError::Config)?;
     log_warnings(&loaded);
-    let mut last_text = std::fs::read_to_string(&options.config).unwrap_or_default();
     let mut supervisor = Supervisor::start(loaded.config)
         .await
         .map_err(RunError::Apply)?;
 
     // Watch before saying we run: a change made right after startup must not be missed.
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
-    let _watcher = if options.watch {
-        Some(watch_directory(&options.config, tx).map_err(RunError::Setup)?)
+    let mut watcher = if options.watch {
+        let mut w = Watch::new(tx).map_err(RunError::Setup)?;
+        w.follow(&options.config, supervisor.config())
+            .map_err(RunError::Setup)?;
+        Some(w)
     } else {
         None
     };
+    // The last reload error reported for a file change, so a broken file is reported once,
+    // not at every event until it is fixed.
+    let mut last_error: Option<String> = None;
     tracing::info!(
         config = %options.config.display(),
         "gatehouse is running; {} reloads it",
@@ -81,24 +87,22 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         tokio::select! {
             request = signals.next() => match request {
                 Request::Reload => {
-                    reload(&mut supervisor, &options.config, "SIGHUP").await;
-                    last_text = std::fs::read_to_string(&options.config).unwrap_or_default();
+                    reload(&mut supervisor, &options.config, Trigger::Signal).await;
+                    last_error = None;
                 }
                 Request::Stop(name) => break name,
             },
             Some(()) = changes.recv() => {
                 tokio::time::sleep(SETTLE).await;
                 while changes.try_recv().is_ok() {}
-                match std::fs::read_to_string(&options.config) {
-                    Ok(text) if text == last_text => {}
-                    Ok(text) => {
-                        last_text = text;
-                        reload(&mut supervisor, &options.config, "file changed").await;
-                    }
-                    // Mid-swap, or deleted: the next event (or SIGHUP) brings it back.
-                    Err(e) => tracing::debug!(error = %e, "config file not readable right now"),
-                }
+                let error = reload(&mut supervisor, &options.config, Trigger::Files(&last_error)).await;
+                last_error = error;
             }
+        }
+        if let Some(w) = watcher.as_mut()
+            && let Err(e) = w.follow(&options.config, supervisor.config())
+        {
+            tracing::warn!("{e}; changes there will need SIGHUP");
         }
     };
     drain(supervisor, reason, &mut signals).await;
@@ -120,28 +124,53 @@ pub(crate) async fn drain(supervisor: Supervisor, reason: &str, signals: &mut Si
     }
 }
 
-/// Reads, validates and applies the config again; on any error the running config stays.
-async fn reload(supervisor: &mut Supervisor, path: &Path, why: &str) {
-    let loaded = match load_file(path) {
-        Ok(loaded) => loaded,
+/// What started a reload.
+enum Trigger<'a> {
+    /// SIGHUP: always reported, even when nothing changed.
+    Signal,
+    /// A file event in a watched directory; carries the error last reported for one, which is
+    /// not repeated.
+    Files(&'a Option<String>),
+}
+
+/// Reads, validates and applies the config again (with the files it names); on any error the
+/// running config stays. Returns the error, if any.
+async fn reload(supervisor: &mut Supervisor, path: &Path, trigger: Trigger<'_>) -> Option<String> {
+    let why = match trigger {
+        Trigger::Signal => "SIGHUP",
+        Trigger::Files(_) => "file changed",
+    };
+    let error = match load_file(path) {
+        Ok(loaded) => {
+            if matches!(trigger, Trigger::Files(_)) && **supervisor.config() == loaded.config {
+                // An event that changed nothing we use (a temp file, a touch).
+                return None;
+            }
+            log_warnings(&loaded);
+            match supervisor.apply(loaded.config).await {
+                Ok(changes) => {
+                    log_applied(why, &changes);
+                    return None;
+                }
+                Err(e) => e.to_string(),
+            }
+        }
         Err(diagnostics) => {
-            tracing::error!(
-                trigger = why,
-                errors = diagnostics.error_count(),
-                "reload failed, the running config stays: {}",
+            // Mid-swap, a file can be briefly missing: the next event brings it back.
+            format!(
+                "{} error(s): {}",
+                diagnostics.error_count(),
                 diagnostics.one_line()
-            );
-            return;
+            )
         }
     };
-    log_warnings(&loaded);
-    match supervisor.apply(loaded.config).await {
-        Ok(changes) => log_applied(why, &changes),
-        Err(e) => tracing::error!(
+    if !matches!(trigger, Trigger::Files(Some(last)) if *last == error) {
+        tracing::error!(
             trigger = why,
-            "reload failed, the running config stays: {e}"
-        ),
+            "reload failed, the running config stays: {error}"
+        );
     }
+    Some(error)
 }
 
 fn log_applied(why: &str, d: &ConfigDiff) {
@@ -162,25 +191,56 @@ fn log_applied(why: &str, d: &ConfigDiff) {
     );
 }
 
-/// Watches the directory holding `file` (not the file: editors replace it by rename, and a
-/// Kubernetes ConfigMap swaps a symlink beside it). Every event sends a nudge; the reader
-/// decides whether the file really changed.
-fn watch_directory(
-    file: &Path,
-    tx: mpsc::UnboundedSender<()>,
-) -> Result<notify::RecommendedWatcher, String> {
-    let dir = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = tx.send(());
+/// Watches the directories holding the config file and every file it names (not the files:
+/// editors replace a file by rename, Kubernetes swaps a symlink beside it, ACME clients
+/// repoint `live/` symlinks). Every event sends a nudge; the reader decides whether anything
+/// really changed.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Watch {
+    fn new(tx: mpsc::UnboundedSender<()>) -> Result<Watch, String> {
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = tx.send(());
+            }
+        })
+        .map_err(|e| format!("cannot watch the config file: {e}"))?;
+        Ok(Watch {
+            watcher,
+            dirs: BTreeSet::new(),
+        })
+    }
+
+    /// Watches the directories of `config_file` and of the files `config` names; stops
+    /// watching directories no longer needed.
+    fn follow(&mut self, config_file: &Path, config: &Config) -> Result<(), String> {
+        let wanted: BTreeSet<PathBuf> = std::iter::once(config_file.to_path_buf())
+            .chain(config.files())
+            .map(|f| match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            })
+            .collect();
+        for gone in self.dirs.difference(&wanted) {
+            let _ = self.watcher.unwatch(gone);
         }
-    })
-    .map_err(|e| format!("cannot watch the config file: {e}"))?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
-    Ok(watcher)
+        self.dirs.retain(|d| wanted.contains(d));
+        let mut result = Ok(());
+        for dir in wanted {
+            if self.dirs.contains(&dir) {
+                continue;
+            }
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.dirs.insert(dir);
+                }
+                // Retried at the next reload.
+                Err(e) => result = Err(format!("cannot watch {}: {e}", dir.display())),
+            }
+        }
+        result
+    }
 }

@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_config::{Config, ConfigDiff, ListenerKey, diff};
+use gatehouse_config::Listener;
+use gatehouse_config::{Config, ConfigDiff, ListenerKey, Protocol, diff};
 use gatehouse_proxy::Pool;
 use gatehouse_proxy::bind::bind_tcp;
-use gatehouse_proxy::tcp::{ConnectionControl, ListenerState, Route, serve};
+use gatehouse_proxy::tcp::{ConnectionControl, ListenerState, Route, Service, serve};
+use gatehouse_proxy::tls::SniTable;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,7 +109,7 @@ impl Supervisor {
         let mut v: Vec<(String, SocketAddr)> = self
             .listeners
             .values()
-            .map(|l| (l.state.route().listener.name.clone(), l.local))
+            .map(|l| (l.state.service().name().to_owned(), l.local))
             .collect();
         v.sort();
         v
@@ -149,18 +151,16 @@ impl Supervisor {
         }
 
         // 2. Bind every new socket before touching anything that runs.
+        let sockets = new.sockets();
         let mut bound = Vec::new();
-        for listener in new
-            .listeners
-            .iter()
-            .filter(|l| changes.bind.contains(&l.key()))
-        {
-            match bind_tcp(listener.bind) {
-                Ok(socket) => bound.push((Arc::clone(listener), socket)),
+        for (key, group) in sockets.iter().filter(|(k, _)| changes.bind.contains(k)) {
+            let Some(first) = group.first() else { continue };
+            match bind_tcp(key.bind) {
+                Ok(socket) => bound.push((group, socket)),
                 Err(error) => {
                     return Err(ApplyError::Bind {
-                        listener: listener.name.clone(),
-                        addr: listener.bind,
+                        listener: first.name.clone(),
+                        addr: key.bind,
                         error,
                     });
                 }
@@ -168,33 +168,30 @@ impl Supervisor {
         }
 
         // 3. Commit: nothing below can fail.
-        let route_for = |l: &Arc<gatehouse_config::Listener>| -> Option<Route> {
-            let pool = pools.get(&l.backend)?;
-            Some(Route {
-                listener: Arc::clone(l),
-                pool: Arc::clone(pool),
-            })
-        };
-        for listener in &new.listeners {
-            if let Some(running) = self.listeners.get(&listener.key())
-                && let Some(route) = route_for(listener)
-            {
-                running.state.set_route(route);
+        for (key, group) in &sockets {
+            if let Some(running) = self.listeners.get(key) {
+                let previous = running.state.service();
+                if let Some(service) = service_for(group, &pools, Some(&previous)) {
+                    running.state.set_service(service);
+                }
             }
         }
-        for (listener, socket) in bound {
-            let Some(route) = route_for(&listener) else {
+        for (group, socket) in bound {
+            let Some(service) = service_for(group, &pools, None) else {
                 continue;
             };
-            let local = socket.local_addr().unwrap_or(listener.bind);
-            tracing::info!(
-                listener = %listener.name,
-                address = %local,
-                protocol = %listener.protocol,
-                backend = %listener.backend,
-                "listening"
-            );
-            let state = ListenerState::new(route);
+            let Some(first) = group.first() else { continue };
+            let local = socket.local_addr().unwrap_or(first.bind);
+            for listener in group {
+                tracing::info!(
+                    listener = %listener.name,
+                    address = %local,
+                    protocol = %listener.protocol,
+                    backend = %listener.backends().join(","),
+                    "listening"
+                );
+            }
+            let state = ListenerState::new(service);
             let stop = CancellationToken::new();
             let accept = self.background.spawn(serve(
                 socket,
@@ -203,7 +200,7 @@ impl Supervisor {
                 self.control.clone(),
             ));
             self.listeners.insert(
-                listener.key(),
+                first.key(),
                 RunningListener {
                     state,
                     stop,
@@ -219,7 +216,7 @@ impl Supervisor {
                 // "stopped listening" is true when it is logged.
                 let _ = tokio::time::timeout(Duration::from_secs(1), running.accept).await;
                 tracing::info!(
-                    listener = %running.state.route().listener.name,
+                    listener = %running.state.service().name(),
                     address = %running.local,
                     open_connections = running.state.open_connections(),
                     "stopped listening; open connections carry on"
@@ -276,5 +273,34 @@ impl Supervisor {
         self.background.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.background.wait()).await;
         cut
+    }
+}
+
+/// What one socket serves: a TCP listener's route, or the SNI table of the TLS listeners that
+/// share it. `previous` is what the socket serves now (TLS keeps its ticket keys and unchanged
+/// handshake settings).
+fn service_for(
+    group: &[Arc<Listener>],
+    pools: &HashMap<String, Arc<Pool>>,
+    previous: Option<&Service>,
+) -> Option<Service> {
+    let first = group.first()?;
+    match first.protocol {
+        Protocol::Tcp => {
+            let backend = first.routes.first()?.backend.as_str();
+            Some(Service::Tcp(Route {
+                listener: Arc::clone(first),
+                pool: Arc::clone(pools.get(backend)?),
+            }))
+        }
+        Protocol::Tls => {
+            let previous = match previous {
+                Some(Service::Tls(table)) => Some(&**table),
+                _ => None,
+            };
+            Some(Service::Tls(Box::new(SniTable::build(
+                group, pools, previous,
+            ))))
+        }
     }
 }

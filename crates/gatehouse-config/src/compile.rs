@@ -2,15 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, Source};
 use crate::model::{RawBackend, RawConfig, RawForward, RawGateway, RawHealthCheck, S, Scalar};
 use crate::parse::{
-    closest, parse_duration, parse_endpoint_target, parse_listen_address, parse_listen_socket,
-    parse_status_range,
+    closest, parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address,
+    parse_listen_socket, parse_status_range,
 };
 use crate::types::*;
 
@@ -51,13 +51,22 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
         RawConfig {
             gateways: vec![],
             backends: vec![],
+            routes: vec![],
             forwards: vec![],
             settings: None,
         }
     } else {
         serde_saphyr::from_str(&source.text).map_err(|e| fail(vec![yaml_error(&e)]))?
     };
-    let mut cx = Compiler::default();
+    // Files the config names (certificates, CA bundles) are relative to the config's directory.
+    let base = Path::new(&*source.name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut cx = Compiler {
+        diags: Vec::new(),
+        base,
+    };
     let config = cx.config(&raw);
     let diagnostics = fail(cx.diags);
     if diagnostics.has_errors() {
@@ -123,38 +132,64 @@ fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::error(pos, text).with_hint("see docs/config.md for the shape of each section")
 }
 
-fn pos<T>(s: &S<T>) -> Pos {
+pub(crate) fn pos<T>(s: &S<T>) -> Pos {
     Pos::from(s.referenced)
 }
 
-#[derive(Default)]
-struct Compiler {
-    diags: Vec<Diagnostic>,
+/// The position of a value, or of the list item holding it when the value came from a short
+/// form with no span of its own (`- host:port`, `- gateway/listener`).
+pub(crate) fn pos_or<T, U>(value: &S<T>, item: &S<U>) -> Pos {
+    if value.referenced.line() == 0 {
+        pos(item)
+    } else {
+        pos(value)
+    }
+}
+
+pub(crate) struct Compiler {
+    pub(crate) diags: Vec<Diagnostic>,
+    /// The config file's directory: relative file names are resolved against it.
+    pub(crate) base: PathBuf,
 }
 
 /// Where a listener came from, for error messages about it.
-struct ListenerOrigin {
-    name: String,
-    pos: Pos,
+pub(crate) struct ListenerOrigin {
+    pub(crate) name: String,
+    pub(crate) pos: Pos,
 }
 
-/// A listener's `backend:`, recorded whether or not the listener itself compiled, so that a
-/// listener with another error still has its reference checked (and still counts as a user
-/// of its backend).
-struct BackendRef<'a> {
-    listener: String,
-    backend: &'a str,
-    pos: Pos,
+/// A `backend:` reference (of a listener or a route), recorded whether or not its owner
+/// compiled, so that an owner with another error still has its reference checked (and still
+/// counts as a user of its backend).
+pub(crate) struct BackendRef<'a> {
+    /// Who refers, as the message names it: "listener `edge/web`", "route `git`".
+    pub(crate) owner: String,
+    pub(crate) backend: &'a str,
+    pub(crate) pos: Pos,
+}
+
+/// A gateway listener being compiled: routes are attached to it after every gateway is read.
+pub(crate) struct Draft {
+    pub(crate) gateway: String,
+    /// The listener's own name within its gateway.
+    pub(crate) name: String,
+    /// One per address the listener listens on.
+    pub(crate) sockets: Vec<Listener>,
+    pub(crate) origin_pos: Pos,
+    /// The listener's own `backend`, served last, for names no route claims.
+    pub(crate) default_backend: Option<String>,
+    /// Routes attached, in config order: entry and where the route is defined.
+    pub(crate) attached: Vec<(RouteEntry, Pos)>,
 }
 
 impl Compiler {
-    fn error(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn error(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
         let index = self.diags.len();
         self.diags.push(Diagnostic::error(at, message));
         &mut self.diags[index]
     }
 
-    fn warn(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
+    pub(crate) fn warn(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
         let index = self.diags.len();
         self.diags.push(Diagnostic::warning(at, message));
         &mut self.diags[index]
@@ -185,8 +220,7 @@ impl Compiler {
             }
         }
 
-        let mut listeners = Vec::new();
-        let mut origins = Vec::new();
+        let mut drafts: Vec<Draft> = Vec::new();
         let mut gateway_pos: HashMap<&str, Pos> = HashMap::new();
         let mut references: Vec<BackendRef> = Vec::new();
         for g in &raw.gateways {
@@ -203,19 +237,22 @@ impl Compiler {
                     gateway_pos.insert(name, pos(&g.value.name));
                 }
             }
-            self.gateway(g, &mut listeners, &mut origins, &mut references);
+            self.gateway(g, &mut drafts, &mut references);
         }
+        self.routes(&raw.routes, &gateway_pos, &mut drafts, &mut references);
+        let (mut listeners, mut origins) = self.finish_listeners(drafts, &backends);
         let mut forward_names: HashMap<String, Pos> = HashMap::new();
         for f in &raw.forwards {
             if let Some((listener, backend, origin)) = self.forward(f, &mut forward_names) {
                 backends.insert(backend.name.clone(), Arc::new(backend));
-                listeners.push(Arc::new(listener));
+                listeners.push(listener);
                 origins.push(origin);
             }
         }
 
         self.check_binds(&listeners, &origins);
         self.check_references(&references, &backends, &backend_pos);
+        let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
 
         let drain_timeout = raw
             .settings
@@ -246,7 +283,7 @@ impl Compiler {
     }
 
     /// Names appear in logs, metrics and URLs: keep them plain.
-    fn name_ok(&mut self, name: &S<String>, what: &str) -> bool {
+    pub(crate) fn name_ok(&mut self, name: &S<String>, what: &str) -> bool {
         let n = &name.value;
         let ok = !n.is_empty()
             && n.len() <= 63
@@ -263,8 +300,7 @@ impl Compiler {
     fn gateway<'a>(
         &mut self,
         g: &'a S<RawGateway>,
-        out: &mut Vec<Arc<Listener>>,
-        origins: &mut Vec<ListenerOrigin>,
+        out: &mut Vec<Draft>,
         references: &mut Vec<BackendRef<'a>>,
     ) {
         let gw = &g.value;
@@ -294,7 +330,7 @@ impl Compiler {
             let lname = raw.name.value.as_str();
             if let Some(b) = &raw.backend {
                 references.push(BackendRef {
-                    listener: format!("{}/{}", gw.name.value, lname),
+                    owner: format!("listener `{}/{}`", gw.name.value, lname),
                     backend: b.value.as_str(),
                     pos: pos(b),
                 });
@@ -329,31 +365,40 @@ impl Compiler {
                 },
                 None => addresses.clone(),
             };
-            let Some(backend) = &raw.backend else {
+            let full_name = format!("{}/{}", gw.name.value, lname);
+            let (hostname, tls) = self.listener_tls(raw, protocol, &full_name);
+            if raw.backend.is_none() && protocol == Some(Protocol::Tcp) {
                 self.error(
                     pos(&raw.name),
                     format!("listener `{lname}` has no `backend`"),
                 )
                 .hint("name the backend pool that receives its connections: `backend: NAME`");
                 continue;
-            };
-            let (Some(protocol), Some(port)) = (protocol, port) else {
+            }
+            let (Some(protocol), Some(port), Some(tls)) = (protocol, port, tls) else {
                 continue;
             };
-            for ip in ips {
-                out.push(Arc::new(Listener {
-                    name: format!("{}/{}", gw.name.value, lname),
+            let sockets = ips
+                .into_iter()
+                .map(|ip| Listener {
+                    name: full_name.clone(),
                     bind: SocketAddr::new(ip, port),
                     protocol,
-                    backend: backend.value.clone(),
+                    routes: Vec::new(),
+                    hostname: hostname.clone(),
+                    tls: tls.clone(),
                     max_connections,
                     idle_timeout,
-                }));
-                origins.push(ListenerOrigin {
-                    name: format!("{}/{}", gw.name.value, lname),
-                    pos: pos(&raw.port),
-                });
-            }
+                })
+                .collect();
+            out.push(Draft {
+                gateway: gw.name.value.clone(),
+                name: lname.to_owned(),
+                sockets,
+                origin_pos: pos(&raw.port),
+                default_backend: raw.backend.as_ref().map(|b| b.value.clone()),
+                attached: Vec::new(),
+            });
         }
     }
 
@@ -409,12 +454,19 @@ impl Compiler {
                 fail_timeout: Duration::from_secs(10),
             },
             health_check: None,
+            tls: None,
         };
         let listener = Listener {
             name: full_name.clone(),
             bind: listen,
             protocol: Protocol::Tcp,
-            backend: full_name.clone(),
+            routes: vec![RouteEntry {
+                route: "default".to_owned(),
+                hosts: vec![HostMatch::Any],
+                backend: full_name.clone(),
+            }],
+            hostname: None,
+            tls: None,
             max_connections,
             idle_timeout,
         };
@@ -533,6 +585,10 @@ impl Compiler {
         if raw.health_check.is_some() && health_check.is_none() {
             return None;
         }
+        let tls = match &raw.tls {
+            None => None,
+            Some(t) => Some(self.backend_tls(t)?),
+        };
         Some(Backend {
             name,
             balance: balance?,
@@ -542,6 +598,7 @@ impl Compiler {
             resolve_interval,
             passive,
             health_check,
+            tls,
         })
     }
 
@@ -590,6 +647,31 @@ impl Compiler {
                 }
                 HealthCheckKind::Tcp
             }
+            "TLS" => {
+                for (field, present) in [
+                    ("path", raw.path.as_ref().map(pos)),
+                    ("expectStatus", raw.expect_status.as_ref().map(pos)),
+                ] {
+                    if let Some(at) = present {
+                        self.error(at, format!("`{field}` only applies to HTTP health checks"))
+                            .hint(
+                                "a TLS check is a handshake; `host` sets the server name it sends",
+                            );
+                    }
+                }
+                let server_name = match &raw.host {
+                    None => None,
+                    Some(h) => match parse_host_pattern(&h.value) {
+                        Ok(HostPattern::Exact(name)) => Some(name),
+                        _ => {
+                            self.error(pos(h), format!("`{}` is not a server name", h.value))
+                                .hint("write a host name, e.g. `app.home.arpa`");
+                            None
+                        }
+                    },
+                };
+                HealthCheckKind::Tls { server_name }
+            }
             "HTTP" => {
                 let path = raw
                     .path
@@ -635,9 +717,9 @@ impl Compiler {
             }
             other => {
                 let at = raw.protocol.as_ref().map_or(pos(h), pos);
-                let hint = match closest(other, ["TCP", "HTTP"]) {
+                let hint = match closest(other, ["TCP", "HTTP", "TLS"]) {
                     Some(best) => format!("did you mean `{best}`?"),
-                    None => "use `TCP` (a connect) or `HTTP` (a GET expecting a status)".to_owned(),
+                    None => "use `TCP` (a connect), `TLS` (a handshake) or `HTTP` (a GET expecting a status)".to_owned(),
                 };
                 self.error(at, format!("`{other}` is not a health check protocol"))
                     .hint(hint);
@@ -659,7 +741,8 @@ impl Compiler {
         };
         match p.value.as_str() {
             "TCP" => Some(Protocol::Tcp),
-            "HTTP" | "HTTPS" | "TLS" | "UDP" => {
+            "TLS" => Some(Protocol::Tls),
+            "HTTP" | "HTTPS" | "UDP" => {
                 self.error(
                     pos(p),
                     format!(
@@ -667,13 +750,13 @@ impl Compiler {
                         p.value
                     ),
                 )
-                .hint("this version proxies `TCP` listeners; HTTP, TLS and UDP are on the roadmap");
+                .hint("this version proxies `TCP` and `TLS` listeners; HTTP and UDP are on the roadmap");
                 None
             }
             other => {
                 let hint = match closest(other, ["TCP", "UDP", "TLS", "HTTP", "HTTPS"]) {
                     Some(best) => format!("did you mean `{best}`? (protocols are upper case)"),
-                    None => "use `TCP`".to_owned(),
+                    None => "use `TCP` or `TLS`".to_owned(),
                 };
                 self.error(pos(p), format!("`{other}` is not a listener protocol"))
                     .hint(hint);
@@ -682,7 +765,7 @@ impl Compiler {
         }
     }
 
-    fn port(&mut self, p: &S<i64>, allow_zero: bool) -> Option<u16> {
+    pub(crate) fn port(&mut self, p: &S<i64>, allow_zero: bool) -> Option<u16> {
         let min = if allow_zero { 0 } else { 1 };
         match u16::try_from(p.value) {
             Ok(v) if i64::from(v) >= min => Some(v),
@@ -725,7 +808,7 @@ impl Compiler {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         v: &Option<S<Scalar>>,
         default: Duration,
@@ -753,21 +836,41 @@ impl Compiler {
 
     /// Two listeners on one socket cannot both be bound; nor can a wildcard and a specific
     /// address on the same port and family.
-    fn check_binds(&mut self, listeners: &[Arc<Listener>], origins: &[ListenerOrigin]) {
+    fn check_binds(&mut self, listeners: &[Listener], origins: &[ListenerOrigin]) {
         let mut seen: Vec<(usize, &Listener)> = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
             if l.bind.port() == 0 {
                 continue;
             }
             for (j, other) in &seen {
-                if other.protocol != l.protocol || other.bind.port() != l.bind.port() {
+                if other.protocol.transport() != l.protocol.transport()
+                    || other.bind.port() != l.bind.port()
+                {
                     continue;
                 }
                 let same = other.bind.ip() == l.bind.ip();
+                // TLS listeners share a socket when their hostnames tell them apart.
+                if same
+                    && l.protocol == Protocol::Tls
+                    && other.protocol == Protocol::Tls
+                    && l.hostname != other.hostname
+                {
+                    continue;
+                }
                 let overlap = other.bind.is_ipv4() == l.bind.is_ipv4()
                     && (other.bind.ip().is_unspecified() || l.bind.ip().is_unspecified());
                 if same || overlap {
-                    let msg = if same {
+                    let msg = if same && l.protocol != other.protocol {
+                        format!(
+                            "listeners `{}` ({}) and `{}` ({}) both listen on {}",
+                            origins[*j].name, other.protocol, origins[i].name, l.protocol, l.bind
+                        )
+                    } else if same && l.protocol == Protocol::Tls {
+                        format!(
+                            "TLS listeners `{}` and `{}` both listen on {} with the same hostname",
+                            origins[*j].name, origins[i].name, l.bind
+                        )
+                    } else if same {
                         format!(
                             "listeners `{}` and `{}` both listen on {} {}",
                             origins[*j].name, origins[i].name, l.protocol, l.bind
@@ -784,8 +887,14 @@ impl Compiler {
                         )
                     };
                     let first = origins[*j].pos;
+                    let hint =
+                        if same && l.protocol == Protocol::Tls && other.protocol == l.protocol {
+                            "TLS listeners can share a port when each has its own `hostname`"
+                        } else {
+                            "use another port, or merge them into one listener"
+                        };
                     self.error(origins[i].pos, msg)
-                        .hint("use another port, or merge them into one listener")
+                        .hint(hint)
                         .note(first, format!("`{}` is defined", origins[*j].name));
                     break;
                 }
@@ -822,15 +931,18 @@ impl Compiler {
             self.error(
                 r.pos,
                 format!(
-                    "listener `{}` refers to backend `{}`, which is not defined",
-                    r.listener, r.backend
+                    "{} refers to backend `{}`, which is not defined",
+                    r.owner, r.backend
                 ),
             )
             .hint(hint);
         }
         for (name, at) in defined {
             if !references.iter().any(|r| r.backend == name) {
-                self.warn(*at, format!("backend `{name}` is not used by any listener"));
+                self.warn(
+                    *at,
+                    format!("backend `{name}` is not used by any listener or route"),
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! What a reload changes: listeners to bind, to close and to keep, and backends whose pools
 //! must be rebuilt. Pure: the supervisor applies it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::types::{Config, ListenerKey};
 
@@ -12,7 +12,7 @@ pub struct ConfigDiff {
     pub bind: Vec<ListenerKey>,
     /// Sockets to close (their established connections carry on).
     pub close: Vec<ListenerKey>,
-    /// Sockets kept open whose settings (backend, limits, timeouts, name) changed.
+    /// Sockets kept open whose settings (routes, TLS, limits, timeouts, names) changed.
     pub update: Vec<ListenerKey>,
     /// Sockets kept exactly as they were.
     pub keep: Vec<ListenerKey>,
@@ -38,8 +38,8 @@ impl ConfigDiff {
 
 /// Compares two snapshots.
 pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
-    let old_l: BTreeMap<ListenerKey, _> = old.listeners.iter().map(|l| (l.key(), l)).collect();
-    let new_l: BTreeMap<ListenerKey, _> = new.listeners.iter().map(|l| (l.key(), l)).collect();
+    let old_l = old.sockets();
+    let new_l = new.sockets();
     let mut d = ConfigDiff::default();
     for (key, l) in &new_l {
         match old_l.get(key) {

@@ -1,4 +1,5 @@
-//! Gatehouse's configuration pipeline, with no IO beyond reading the file and no async runtime:
+//! Gatehouse's configuration pipeline, with no IO beyond reading the files it names (the config,
+//! certificates, CA bundles) and no async runtime:
 //!
 //! ```text
 //! YAML text --model--> RawConfig (every value carries its line:column)
@@ -15,6 +16,7 @@ mod diag;
 mod diff;
 mod model;
 mod parse;
+mod routes;
 mod summary;
 mod types;
 
@@ -23,5 +25,6 @@ pub use compile::{
 };
 pub use diag::{Diagnostic, Diagnostics, Pos, Severity, Source};
 pub use diff::{ConfigDiff, diff};
-pub use parse::{parse_duration, parse_endpoint_target, parse_listen_address};
+pub use parse::{parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address};
+pub use routes::DEFAULT_HANDSHAKE_TIMEOUT;
 pub use types::*;

@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub backends: Vec<S<RawBackend>>,
     #[serde(default)]
+    pub routes: Vec<S<RawRoute>>,
+    #[serde(default)]
     pub forwards: Vec<S<RawForward>>,
     #[serde(default)]
     pub settings: Option<S<RawSettings>>,
@@ -48,11 +50,119 @@ pub struct RawListener {
     #[serde(default)]
     pub protocol: Option<S<String>>,
     #[serde(default)]
+    pub hostname: Option<S<String>>,
+    #[serde(default)]
+    pub tls: Option<S<RawListenerTls>>,
+    #[serde(default)]
     pub backend: Option<S<String>>,
     #[serde(default)]
     pub max_connections: Option<S<i64>>,
     #[serde(default)]
     pub idle_timeout: Option<S<Scalar>>,
+}
+
+/// A listener's `tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawListenerTls {
+    #[serde(default)]
+    pub mode: Option<S<String>>,
+    #[serde(default)]
+    pub certificates: Vec<S<RawCertificate>>,
+    #[serde(default)]
+    pub alpn: Vec<S<String>>,
+    #[serde(default)]
+    pub min_version: Option<S<Scalar>>,
+    #[serde(default)]
+    pub handshake_timeout: Option<S<Scalar>>,
+}
+
+/// A certificate chain and key, as two PEM files.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCertificate {
+    pub cert_file: S<String>,
+    pub key_file: S<String>,
+}
+
+/// A route (Gateway API `TLSRoute`): server names on some listeners, sent to a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRoute {
+    pub name: S<String>,
+    pub kind: S<String>,
+    #[serde(default)]
+    pub parent_refs: Vec<S<RawParentRef>>,
+    #[serde(default)]
+    pub hostnames: Vec<S<String>>,
+    #[serde(default)]
+    pub backend: Option<S<String>>,
+}
+
+/// Where a route attaches: `GATEWAY`, `GATEWAY/LISTENER`, or the Gateway API mapping
+/// `{name: GATEWAY, sectionName: LISTENER, port: PORT}`.
+#[derive(Debug)]
+pub struct RawParentRef {
+    pub gateway: S<String>,
+    pub listener: Option<S<String>>,
+    pub port: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawParentRefMap {
+    name: S<String>,
+    #[serde(default)]
+    section_name: Option<S<String>>,
+    #[serde(default)]
+    port: Option<S<i64>>,
+}
+
+impl<'de> Deserialize<'de> for RawParentRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParentVisitor;
+        impl<'de> Visitor<'de> for ParentVisitor {
+            type Value = RawParentRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "\"GATEWAY\", \"GATEWAY/LISTENER\" or a mapping with `name` and `sectionName`",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawParentRef, E> {
+                let unknown = || {
+                    Spanned::new(
+                        String::new(),
+                        serde_saphyr::Location::UNKNOWN,
+                        serde_saphyr::Location::UNKNOWN,
+                    )
+                };
+                let (gateway, listener) = match v.split_once('/') {
+                    Some((g, l)) => (g, Some(l)),
+                    None => (v, None),
+                };
+                let mut g = unknown();
+                g.value = gateway.to_owned();
+                Ok(RawParentRef {
+                    gateway: g,
+                    listener: listener.map(|l| {
+                        let mut s = unknown();
+                        s.value = l.to_owned();
+                        s
+                    }),
+                    port: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawParentRef, A::Error> {
+                let m = RawParentRefMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawParentRef {
+                    gateway: m.name,
+                    listener: m.section_name,
+                    port: m.port,
+                })
+            }
+        }
+        deserializer.deserialize_any(ParentVisitor)
+    }
 }
 
 /// A named pool of endpoints with its balancing and health checking.
@@ -74,6 +184,20 @@ pub struct RawBackend {
     pub passive: Option<S<RawPassive>>,
     #[serde(default)]
     pub health_check: Option<S<RawHealthCheck>>,
+    #[serde(default)]
+    pub tls: Option<S<RawBackendTls>>,
+}
+
+/// TLS towards a backend's endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackendTls {
+    #[serde(default)]
+    pub ca_file: Option<S<String>>,
+    #[serde(default)]
+    pub server_name: Option<S<String>>,
+    #[serde(default)]
+    pub insecure_skip_verify: Option<S<bool>>,
 }
 
 /// An endpoint: either `"host:port"` or `{ address: "host:port", weight: 3 }`.

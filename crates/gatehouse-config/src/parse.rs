@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::types::Target;
+use crate::types::{HostPattern, Target};
 
 /// Parses `250ms`, `2s`, `1.5s`, `10m`, `1h` (a number and a unit; no unit is an error).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -105,6 +105,33 @@ pub fn parse_endpoint_target(text: &str) -> Result<Target, String> {
     Ok(Target::Host {
         host: host.to_ascii_lowercase(),
         port,
+    })
+}
+
+/// Parses a Gateway API hostname: `app.example.com` or `*.example.com` (a wildcard only as
+/// the whole first label). Lower-cased; a trailing dot is dropped. IP addresses are refused:
+/// clients do not send them as a server name.
+pub fn parse_host_pattern(text: &str) -> Result<HostPattern, String> {
+    let t = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let (wild, rest) = match t.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, t.as_str()),
+    };
+    if rest.contains('*') {
+        return Err(format!(
+            "`{text}`: a wildcard must be the whole first label, as in `*.example.com`"
+        ));
+    }
+    if rest.parse::<IpAddr>().is_ok() {
+        return Err(format!("`{text}` is an IP address, not a host name"));
+    }
+    if !is_hostname(rest) || rest.contains('_') {
+        return Err(format!("`{text}` is not a host name"));
+    }
+    Ok(if wild {
+        HostPattern::Wildcard(rest.to_owned())
+    } else {
+        HostPattern::Exact(rest.to_owned())
     })
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,19 +21,219 @@ pub struct Config {
     pub drain_timeout: Duration,
 }
 
-/// The transport a listener speaks.
+impl Config {
+    /// Every file the config names besides itself (certificates, keys, CA bundles): a change
+    /// to any of them is a change of config.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for l in &self.listeners {
+            if let Some(TlsMode::Terminate(t)) = l.tls.as_ref().map(|t| &t.mode) {
+                for c in &t.certificates {
+                    out.push(c.cert_path.clone());
+                    out.push(c.key_path.clone());
+                }
+            }
+        }
+        for b in self.backends.values() {
+            if let Some(BackendTls {
+                verify: BackendVerify::Ca { path, .. },
+                ..
+            }) = &b.tls
+            {
+                out.push(path.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The listeners grouped by socket, in config order within each group: one listener for
+    /// TCP, every TLS listener on the same address and port together.
+    pub fn sockets(&self) -> BTreeMap<ListenerKey, Vec<Arc<Listener>>> {
+        let mut out: BTreeMap<ListenerKey, Vec<Arc<Listener>>> = BTreeMap::new();
+        for l in &self.listeners {
+            out.entry(l.key()).or_default().push(Arc::clone(l));
+        }
+        out
+    }
+}
+
+/// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// Plain TCP, proxied byte for byte.
     Tcp,
+    /// TLS over TCP: routed by the ClientHello's server name, then passed through or terminated.
+    Tls,
+}
+
+impl Protocol {
+    /// The socket type under the protocol: listeners whose keys share a transport, address
+    /// and port share one socket.
+    pub fn transport(self) -> Transport {
+        match self {
+            Protocol::Tcp | Protocol::Tls => Transport::Tcp,
+        }
+    }
 }
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
         })
     }
+}
+
+/// The kind of socket a listener needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// A TCP listening socket.
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "TCP",
+        })
+    }
+}
+
+/// A host name pattern as Gateway API writes it: `app.example.com`, or `*.example.com`, which
+/// matches any name with at least one more label (`a.example.com`, `a.b.example.com`) but not
+/// `example.com` itself. Stored in lower case without a trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostPattern {
+    /// Exactly this name.
+    Exact(String),
+    /// Any name ending in `.SUFFIX` (the field holds `SUFFIX`, without the leading `*.`).
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// Whether `name` (lower case, no trailing dot) matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            HostPattern::Exact(e) => e == name,
+            HostPattern::Wildcard(suffix) => name
+                .strip_suffix(suffix.as_str())
+                .and_then(|head| head.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty()),
+        }
+    }
+
+    /// The names both patterns match, as a pattern (Gateway API's listener/route hostname
+    /// intersection), or `None` when no name matches both.
+    pub fn intersect(&self, other: &HostPattern) -> Option<HostPattern> {
+        use HostPattern::*;
+        match (self, other) {
+            (Exact(a), Exact(b)) => (a == b).then(|| self.clone()),
+            (Exact(e), w @ Wildcard(_)) | (w @ Wildcard(_), Exact(e)) => {
+                w.matches(e).then(|| Exact(e.clone()))
+            }
+            (Wildcard(a), Wildcard(b)) => {
+                if a == b || Wildcard(b.clone()).matches(a) {
+                    Some(self.clone())
+                } else if Wildcard(a.clone()).matches(b) {
+                    Some(other.clone())
+                } else {
+                    None
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(e) => f.write_str(e),
+            HostPattern::Wildcard(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
+/// Which server names a route entry serves on its listener.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostMatch {
+    /// Any name, and hellos without one (a listener with no hostname, a route with none).
+    Any,
+    /// Names matching the pattern.
+    Pattern(HostPattern),
+}
+
+impl fmt::Display for HostMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostMatch::Any => f.write_str("*"),
+            HostMatch::Pattern(p) => p.fmt(f),
+        }
+    }
+}
+
+/// One way into a listener's backends: a route (or the listener's own default `backend`)
+/// with the server names it serves there, already intersected with the listener's hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The route's name, or `default` for the listener's own `backend`.
+    pub route: String,
+    /// Server names served; a route matches if any does.
+    pub hosts: Vec<HostMatch>,
+    /// The backend pool.
+    pub backend: String,
+}
+
+/// A certificate and key read from PEM files, as a terminating listener serves them.
+#[derive(Debug, Clone)]
+pub struct CertificateFiles {
+    /// The certificate chain file (leaf first).
+    pub cert_path: PathBuf,
+    /// The private key file.
+    pub key_path: PathBuf,
+    /// What the files held when the config was loaded.
+    pub loaded: Arc<gatehouse_tls::certs::Certificate>,
+}
+
+impl PartialEq for CertificateFiles {
+    /// Equal when the paths and the bytes are: a renewed certificate is a change.
+    fn eq(&self, other: &Self) -> bool {
+        self.cert_path == other.cert_path
+            && self.key_path == other.key_path
+            && *self.loaded == *other.loaded
+    }
+}
+
+/// What a TLS listener does after reading the ClientHello.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsMode {
+    /// Relay the hello and everything after it to the backend untouched; the backend
+    /// terminates (Gateway API `Passthrough`).
+    Passthrough,
+    /// Complete the handshake here and send the plain stream to the backend.
+    Terminate(Terminate),
+}
+
+/// TLS termination settings of a listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Terminate {
+    /// Certificates, in config order; the first is the default for names no other matches.
+    pub certificates: Vec<CertificateFiles>,
+    /// ALPN protocols offered, in preference order (none: no ALPN).
+    pub alpn: Vec<String>,
+    /// Refuse TLS 1.2.
+    pub tls13_only: bool,
+}
+
+/// TLS settings of a `TLS` listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerTls {
+    /// Passthrough or termination.
+    pub mode: TlsMode,
+    /// Limit on receiving a complete ClientHello (and, when terminating, on the handshake).
+    pub handshake_timeout: Duration,
 }
 
 /// One bound socket and what to do with its connections.
@@ -42,10 +243,15 @@ pub struct Listener {
     pub name: String,
     /// Address and port to bind (port 0: any free port, reported in the log).
     pub bind: SocketAddr,
-    /// Transport.
+    /// What it speaks.
     pub protocol: Protocol,
-    /// Name of the backend pool that receives the connections.
-    pub backend: String,
+    /// Where connections go. A TCP listener has one entry (its `backend`); a TLS listener one
+    /// per attached route and host, then its own default `backend` if it has one.
+    pub routes: Vec<RouteEntry>,
+    /// The listener's own `hostname` (TLS): names outside it are not served here.
+    pub hostname: Option<HostPattern>,
+    /// TLS settings (TLS listeners only).
+    pub tls: Option<ListenerTls>,
     /// Connections beyond this are closed at once.
     pub max_connections: usize,
     /// A connection with no bytes either way for this long is closed.
@@ -53,11 +259,12 @@ pub struct Listener {
 }
 
 /// What identifies a listening socket across reloads: a listener whose key is unchanged keeps
-/// its socket, whatever else about it changed.
+/// its socket, whatever else about it changed. TLS listeners on one address and port share a
+/// key, and so one socket (the ClientHello's server name tells them apart).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerKey {
     /// Transport.
-    pub protocol: Protocol,
+    pub transport: Transport,
     /// Bound address.
     pub bind: SocketAddr,
     /// Only for port 0, where the address alone does not identify the socket.
@@ -65,10 +272,21 @@ pub struct ListenerKey {
 }
 
 impl Listener {
+    /// The backends this listener's routes send to, in route order (duplicates removed).
+    pub fn backends(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.routes {
+            if !out.contains(&r.backend.as_str()) {
+                out.push(&r.backend);
+            }
+        }
+        out
+    }
+
     /// The identity of this listener's socket.
     pub fn key(&self) -> ListenerKey {
         ListenerKey {
-            protocol: self.protocol,
+            transport: self.protocol.transport(),
             bind: self.bind,
             ephemeral_name: (self.bind.port() == 0).then(|| self.name.clone()),
         }
@@ -153,6 +371,11 @@ pub struct Passive {
 pub enum HealthCheckKind {
     /// A TCP connect that succeeds.
     Tcp,
+    /// A TLS handshake that completes (with the backend's `tls` verification if it has one).
+    Tls {
+        /// Server name sent in the hello; none when absent.
+        server_name: Option<String>,
+    },
     /// `GET path` answered with a status in `expect_status`.
     Http {
         /// Request path, starting with `/`.
@@ -198,6 +421,32 @@ pub struct Backend {
     pub passive: Passive,
     /// Active probing, if configured.
     pub health_check: Option<HealthCheck>,
+    /// TLS towards the endpoints, if configured.
+    pub tls: Option<BackendTls>,
+}
+
+/// How Gatehouse checks a backend's certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendVerify {
+    /// Against the CA certificates of a PEM file.
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// Its contents when the config was loaded.
+        pem: Arc<Vec<u8>>,
+    },
+    /// Not at all (`insecureSkipVerify`): encrypted, but anyone can pose as the backend.
+    Insecure,
+}
+
+/// TLS from Gatehouse to a backend's endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendTls {
+    /// Certificate verification.
+    pub verify: BackendVerify,
+    /// The name sent as SNI and verified; by default the endpoint's host name, or its IP
+    /// address for a literal endpoint.
+    pub server_name: Option<String>,
 }
 
 impl Backend {

@@ -446,7 +446,7 @@ const BAD: &[Bad] = &[
         ",
         at: (6, 19),
         message: "protocol `UDP` is not supported by this version yet",
-        hint: Some("this version proxies `TCP` listeners"),
+        hint: Some("this version proxies `TCP` and `TLS` listeners"),
         related: None,
     },
     Bad {
@@ -972,6 +972,394 @@ const BAD: &[Bad] = &[
         hint: None,
         related: None,
     },
+    // --- TLS listeners, routes, backend TLS ---
+    Bad {
+        what: "a TLS listener needs tls settings",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (4, 16),
+        message: "TLS listener `edge/tls` has no `tls` settings",
+        hint: Some("`tls: {mode: Passthrough}`"),
+        related: None,
+    },
+    Bad {
+        what: "terminating without certificates",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    tls: {mode: Terminate}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 15),
+        message: "terminates TLS but has no `certificates`",
+        hint: Some("`tls.mode: Passthrough`"),
+        related: None,
+    },
+    Bad {
+        what: "a certificate file that does not exist",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    tls:
+                      certificates:
+                        - certFile: ../../examples/tls/missing.crt
+                          keyFile: ../../examples/tls/example.key
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (9, 25),
+        message: "cannot read certificate file `../../examples/tls/missing.crt`",
+        hint: Some("relative to the config file's directory"),
+        related: None,
+    },
+    Bad {
+        what: "a key that does not belong to the certificate",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    tls:
+                      certificates:
+                        - certFile: ../../examples/tls/ca.crt
+                          keyFile: ../../examples/tls/example.key
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (9, 25),
+        message: "does not match",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a PEM file that holds no certificate",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    tls:
+                      certificates:
+                        - certFile: ../../examples/tls/example.key
+                          keyFile: ../../examples/tls/example.key
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (9, 25),
+        message: "no certificate",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "certificates in passthrough mode",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    tls:
+                      mode: Passthrough
+                      certificates:
+                        - {certFile: a.crt, keyFile: a.key}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (10, 15),
+        message: "`certificates` does not apply in Passthrough mode",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a TLS mode that does not exist",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: passthru}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (4, 59),
+        message: "`passthru` is not a TLS mode",
+        hint: Some("did you mean `Passthrough`?"),
+        related: None,
+    },
+    Bad {
+        what: "tls on a TCP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, tls: {mode: Passthrough}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 36),
+        message: "`tls` only applies to TLS listeners",
+        hint: Some("`protocol: TLS`"),
+        related: None,
+    },
+    Bad {
+        what: "a hostname with a wildcard in the middle",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: tls
+                    port: 443
+                    protocol: TLS
+                    hostname: \"git.*.example.com\"
+                    tls: {mode: Passthrough}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (7, 19),
+        message: "a wildcard must be the whole first label",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "two TLS listeners on one port without distinct hostnames",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+                  - {name: b, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 25),
+        message: "TLS listeners `edge/a` and `edge/b` both listen on 127.0.0.1:443 with the same hostname",
+        hint: Some("each has its own `hostname`"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "a TCP and a TLS listener on one port",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 443, backend: app}
+                  - {name: b, port: 443, protocol: TLS, hostname: x.example.com, tls: {mode: Passthrough}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 25),
+        message: "listeners `edge/a` (TCP) and `edge/b` (TLS) both listen on 127.0.0.1:443",
+        hint: None,
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "a route to a gateway that does not exist",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}
+            routes:
+              - name: git
+                kind: TLSRoute
+                parentRefs: [{name: edg, sectionName: tls}]
+                backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (8, 25),
+        message: "route `git` attaches to gateway `edg`, which is not defined",
+        hint: Some("did you mean `edge`?"),
+        related: None,
+    },
+    Bad {
+        what: "a route to a listener that does not exist (short form)",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}
+            routes:
+              - name: git
+                kind: TLSRoute
+                parentRefs:
+                  - edge/tlss
+                backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (9, 9),
+        message: "route `git` attaches to listener `edge/tlss`, which is not defined",
+        hint: Some("did you mean `tls`?"),
+        related: None,
+    },
+    Bad {
+        what: "a TLSRoute on a TCP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            routes:
+              - name: git
+                kind: TLSRoute
+                parentRefs: [{name: edge, sectionName: web}]
+                backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (8, 44),
+        message: "TLSRoute `git` attaches to `edge/web`, which is not a TLS listener",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "an HTTPRoute is not supported yet",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            routes:
+              - {name: web, kind: HTTPRoute, parentRefs: [edge], backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 23),
+        message: "route kind `HTTPRoute` is not supported by this version yet",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a misspelt route kind",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            routes:
+              - {name: web, kind: TlsRoute, parentRefs: [edge], backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 23),
+        message: "`TlsRoute` is not a route kind",
+        hint: Some("did you mean `TLSRoute`?"),
+        related: None,
+    },
+    Bad {
+        what: "a route's backend that does not exist",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            routes:
+              - {name: git, kind: TLSRoute, parentRefs: [edge], backend: gt}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+              - {name: git, endpoints: [127.0.0.1:3443]}
+        ",
+        at: (6, 62),
+        message: "route `git` refers to backend `gt`, which is not defined",
+        hint: Some("did you mean `git`?"),
+        related: None,
+    },
+    Bad {
+        what: "a passthrough listener cannot send to a TLS backend",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8443]
+                tls: {insecureSkipVerify: true}
+        ",
+        at: (4, 27),
+        message: "Passthrough listener `edge/tls` sends connections to backend `app`, which has `tls`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "caFile and insecureSkipVerify together",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8443]
+                tls: {caFile: ../../examples/tls/ca.crt, insecureSkipVerify: true}
+        ",
+        at: (8, 19),
+        message: "`caFile` and `insecureSkipVerify: true` contradict each other",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a CA file that holds no certificate",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8443]
+                tls: {caFile: ../../examples/tls/README.md}
+        ",
+        at: (8, 19),
+        message: "CA file `../../examples/tls/README.md`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "path on a TLS health check",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8443]
+                healthCheck: {protocol: TLS, path: /healthz}
+        ",
+        at: (8, 40),
+        message: "`path` only applies to HTTP health checks",
+        hint: None,
+        related: None,
+    },
 ];
 
 #[test]
@@ -1315,7 +1703,13 @@ fn defaults() {
             name: "edge/web".into(),
             bind: addr("0.0.0.0:8080"),
             protocol: Protocol::Tcp,
-            backend: "app".into(),
+            routes: vec![RouteEntry {
+                route: "default".into(),
+                hosts: vec![HostMatch::Any],
+                backend: "app".into(),
+            }],
+            hostname: None,
+            tls: None,
             max_connections: 10_000,
             idle_timeout: secs(600),
         }]
@@ -1339,6 +1733,7 @@ fn defaults() {
                 fail_timeout: secs(10),
             },
             health_check: None,
+            tls: None,
         }
     );
     assert_eq!(c.drain_timeout, secs(30));
@@ -1654,7 +2049,13 @@ fn forwards() {
             name: "forward/redis".into(),
             bind: addr("127.0.0.1:16379"),
             protocol: Protocol::Tcp,
-            backend: "forward/redis".into(),
+            routes: vec![RouteEntry {
+                route: "default".into(),
+                hosts: vec![HostMatch::Any],
+                backend: "forward/redis".into(),
+            }],
+            hostname: None,
+            tls: None,
             max_connections: 100,
             idle_timeout: secs(3600),
         }
@@ -1676,6 +2077,7 @@ fn forwards() {
                 fail_timeout: secs(10),
             },
             health_check: None,
+            tls: None,
         }
     );
     // Without a name, a forward is named by what it listens on.
@@ -1748,7 +2150,7 @@ fn compiled(yaml: &str) -> Config {
 
 fn key(name: &str, bind: &str) -> ListenerKey {
     ListenerKey {
-        protocol: Protocol::Tcp,
+        transport: Transport::Tcp,
         bind: addr(bind),
         ephemeral_name: addr(bind).port().eq(&0).then(|| name.to_owned()),
     }
@@ -2176,4 +2578,230 @@ fn no_input_derived_from_the_example_panics() {
         }
     }
     assert!(checked > 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS listeners and routes
+
+fn hosts(entry: &RouteEntry) -> Vec<String> {
+    entry.hosts.iter().map(ToString::to_string).collect()
+}
+
+fn route_table(l: &Listener) -> Vec<(String, Vec<String>, String)> {
+    l.routes
+        .iter()
+        .map(|r| (r.route.clone(), hosts(r), r.backend.clone()))
+        .collect()
+}
+
+fn owned(rows: &[(&str, &[&str], &str)]) -> Vec<(String, Vec<String>, String)> {
+    rows.iter()
+        .map(|(r, h, b)| {
+            (
+                r.to_string(),
+                h.iter().map(ToString::to_string).collect(),
+                b.to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tls_routes_attach_with_hostname_intersection_and_default_last() {
+    let loaded = ok(r#"
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - name: pass
+                port: 443
+                protocol: TLS
+                hostname: "*.Int.Example.TEST."
+                tls: {mode: Passthrough}
+              - name: term
+                port: 443
+                protocol: TLS
+                tls:
+                  certificates:
+                    - {certFile: ../../examples/tls/example.crt, keyFile: ../../examples/tls/example.key}
+                  alpn: [h2, http/1.1]
+                  minVersion: "1.3"
+                backend: web
+        routes:
+          - name: git
+            kind: TLSRoute
+            parentRefs: [edge/pass]
+            hostnames: [git.int.example.test, other.example.test]
+            backend: git
+          - {name: all-int, kind: TLSRoute, parentRefs: [{name: edge, sectionName: pass}], backend: int}
+          - {name: api, kind: TLSRoute, parentRefs: [edge], hostnames: ["*.example.test"], backend: api}
+        backends:
+          - {name: web, endpoints: [127.0.0.1:8080]}
+          - {name: git, endpoints: [127.0.0.1:3443]}
+          - {name: int, endpoints: [127.0.0.1:4443]}
+          - {name: api, endpoints: [127.0.0.1:5443]}
+    "#);
+    let c = &loaded.config;
+    let pass = listener(c, "edge/pass");
+    assert_eq!(pass.protocol, Protocol::Tls);
+    assert_eq!(
+        pass.hostname,
+        Some(HostPattern::Wildcard("int.example.test".into()))
+    );
+    assert_eq!(
+        route_table(pass),
+        owned(&[
+            ("git", &["git.int.example.test"], "git"),
+            ("all-int", &["*.int.example.test"], "int"),
+            ("api", &["*.int.example.test"], "api"),
+        ])
+    );
+    let term = listener(c, "edge/term");
+    assert_eq!(
+        route_table(term),
+        owned(&[
+            ("api", &["*.example.test"], "api"),
+            ("default", &["*"], "web")
+        ])
+    );
+    let Some(TlsMode::Terminate(t)) = term.tls.as_ref().map(|t| &t.mode) else {
+        panic!("edge/term terminates")
+    };
+    assert_eq!(t.alpn, ["h2", "http/1.1"]);
+    assert!(t.tls13_only);
+    assert_eq!(
+        t.certificates[0].loaded.names(),
+        ["example.test", "*.example.test"]
+    );
+    assert_eq!(term.tls.as_ref().unwrap().handshake_timeout, secs(10));
+    // Both listeners share one socket.
+    let sockets = c.sockets();
+    assert_eq!(sockets.len(), 1);
+    assert_eq!(sockets.values().next().unwrap().len(), 2);
+    // The certificate files are watched.
+    let files: Vec<String> = c
+        .files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["example.crt", "example.key"]);
+    // Two routes claim `*.int.example.test` on edge/pass: the first wins, with a warning.
+    let warnings: Vec<String> = loaded
+        .warnings
+        .warnings()
+        .map(|w| w.message.clone())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "routes `all-int` and `api` both serve `*.int.example.test` on `edge/pass`; `all-int`, listed first, wins"
+        ]
+    );
+}
+
+#[test]
+fn tls_warnings() {
+    let loaded = ok(r#"
+        gateways:
+          - name: edge
+            listeners:
+              - {name: empty, port: 443, protocol: TLS, tls: {mode: Passthrough}}
+              - {name: git, port: 8443, protocol: TLS, hostname: git.example.test, tls: {mode: Passthrough}}
+        routes:
+          - {name: wiki, kind: TLSRoute, parentRefs: [edge/git], hostnames: [wiki.example.test], backend: app}
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:8443]
+          - name: secure
+            endpoints: [127.0.0.1:9443]
+            tls: {insecureSkipVerify: true}
+          - name: tcp
+            endpoints: [127.0.0.1:9444]
+        forwards:
+          - {listen: "127.0.0.1:9000", to: "127.0.0.1:9001"}
+    "#);
+    let warnings: Vec<String> = loaded
+        .warnings
+        .warnings()
+        .map(|w| w.message.clone())
+        .collect();
+    for expected in [
+        "TLS listener `edge/empty` has no routes and no `backend`: it closes every connection",
+        "route `wiki` serves no name on `edge/git`",
+        "backend certificates will not be verified",
+        "backend `secure` is not used by any listener or route",
+    ] {
+        assert!(
+            warnings.iter().any(|w| w.contains(expected)),
+            "no warning {expected:?} in {warnings:#?}"
+        );
+    }
+}
+
+#[test]
+fn backend_tls_and_tls_health_checks() {
+    let c = ok(r#"
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 80, backend: app}
+              - {name: other, port: 81, backend: sys}
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:8443]
+            tls: {caFile: ../../examples/tls/ca.crt, serverName: API.example.test}
+            healthCheck: {protocol: TLS, host: api.example.test}
+          - name: sys
+            endpoints: [127.0.0.1:8444]
+            tls: {}
+    "#)
+    .config;
+    let app = backend(&c, "app");
+    let tls = app.tls.as_ref().unwrap();
+    assert_eq!(tls.server_name.as_deref(), Some("api.example.test"));
+    assert!(matches!(&tls.verify, BackendVerify::Ca { path, .. } if path.ends_with("ca.crt")));
+    assert_eq!(
+        app.health_check.as_ref().unwrap().kind,
+        HealthCheckKind::Tls {
+            server_name: Some("api.example.test".into())
+        }
+    );
+    // `tls: {}` verifies against the system bundle.
+    let sys = backend(&c, "sys").tls.as_ref().unwrap();
+    assert!(matches!(&sys.verify, BackendVerify::Ca { path, .. } if path.starts_with("/etc")));
+}
+
+#[test]
+fn host_patterns_match_and_intersect_as_gateway_api_says() {
+    let p = |s: &str| parse_host_pattern(s).unwrap();
+    assert!(p("*.example.com").matches("a.example.com"));
+    assert!(p("*.example.com").matches("a.b.example.com"));
+    assert!(!p("*.example.com").matches("example.com"));
+    assert!(!p("*.example.com").matches("aexample.com"));
+    assert!(p("git.example.com").matches("git.example.com"));
+    assert_eq!(
+        p("*.example.com").intersect(&p("git.example.com")),
+        Some(p("git.example.com"))
+    );
+    assert_eq!(
+        p("*.example.com").intersect(&p("*.int.example.com")),
+        Some(p("*.int.example.com"))
+    );
+    assert_eq!(
+        p("*.int.example.com").intersect(&p("*.example.com")),
+        Some(p("*.int.example.com"))
+    );
+    assert_eq!(p("*.example.com").intersect(&p("*.example.org")), None);
+    assert_eq!(p("a.example.com").intersect(&p("b.example.com")), None);
+    for bad in [
+        "",
+        "*",
+        "a.*.com",
+        "1.2.3.4",
+        "under_score.com",
+        "-a.com",
+        "a..com",
+    ] {
+        assert!(parse_host_pattern(bad).is_err(), "{bad:?} accepted");
+    }
 }

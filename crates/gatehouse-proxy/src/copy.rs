@@ -61,17 +61,42 @@ enum Side {
     Backend,
 }
 
+/// A stream that can be read and written at once from one task: a plain TCP stream splits
+/// for free; a TLS stream goes through `tokio::io::split`.
+pub(crate) trait Duplex {
+    /// The read and write halves, borrowed.
+    fn halves(&mut self) -> (impl AsyncRead + Unpin + '_, impl AsyncWrite + Unpin + '_);
+}
+
+impl Duplex for TcpStream {
+    fn halves(&mut self) -> (impl AsyncRead + Unpin + '_, impl AsyncWrite + Unpin + '_) {
+        self.split()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for tokio_rustls::server::TlsStream<S> {
+    fn halves(&mut self) -> (impl AsyncRead + Unpin + '_, impl AsyncWrite + Unpin + '_) {
+        tokio::io::split(self)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for tokio_rustls::client::TlsStream<S> {
+    fn halves(&mut self) -> (impl AsyncRead + Unpin + '_, impl AsyncWrite + Unpin + '_) {
+        tokio::io::split(self)
+    }
+}
+
 /// Proxies until both directions end, an error, the idle timeout, or `cut`.
-pub(crate) async fn proxy(
-    client: &mut TcpStream,
-    backend: &mut TcpStream,
+pub(crate) async fn proxy<C: Duplex, B: Duplex>(
+    client: &mut C,
+    backend: &mut B,
     idle: Duration,
     cut: &CancellationToken,
 ) -> Transfer {
     let last = AtomicU64::new(now_ms());
     let (up_bytes, down_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    let (mut client_read, mut client_write) = client.split();
-    let (mut backend_read, mut backend_write) = backend.split();
+    let (mut client_read, mut client_write) = client.halves();
+    let (mut backend_read, mut backend_write) = backend.halves();
     let up = pump(
         &mut client_read,
         &mut backend_write,

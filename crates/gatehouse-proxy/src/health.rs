@@ -1,5 +1,5 @@
-//! Active health checks: every `interval`, probe every endpoint of a pool (TCP connect, or an
-//! HTTP GET expecting a status range); `fall` consecutive failures take an endpoint down,
+//! Active health checks: every `interval`, probe every endpoint of a pool (TCP connect, a TLS
+//! handshake, or an HTTP GET expecting a status range); `fall` consecutive failures take an endpoint down,
 //! `rise` consecutive successes bring it back.
 
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::pool::{Endpoint, Pool};
+use crate::upstream::probe_tls;
 
 /// Rise/fall bookkeeping for one endpoint. Pure, so the thresholds are tested without sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +62,14 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
         let mut probes = JoinSet::new();
         for endpoint in pool.endpoints() {
             let check = check.clone();
+            let pool = Arc::clone(&pool);
             probes.spawn(async move {
-                let result = probe(endpoint.addr, &check).await;
+                let result = match &check.kind {
+                    HealthCheckKind::Tls { server_name } => {
+                        probe_tls(&pool, &endpoint, server_name.as_deref(), check.timeout).await
+                    }
+                    _ => probe(endpoint.addr, &check).await,
+                };
                 (endpoint, result)
             });
         }
@@ -116,7 +123,8 @@ fn record(pool: &Pool, endpoint: &Endpoint, check: &HealthCheck, result: Result<
     }
 }
 
-/// One probe of one endpoint; `Err` says why it failed.
+/// One TCP or HTTP probe of one endpoint; `Err` says why it failed. (A TLS probe needs the
+/// pool's TLS settings: see [`crate::upstream`].)
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> {
     match tokio::time::timeout(check.timeout, probe_inner(addr, &check.kind)).await {
         Ok(result) => result,
@@ -128,13 +136,13 @@ async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> Result<(), Str
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let HealthCheckKind::Http {
-        path,
-        host,
-        expect_status,
-    } = kind
-    else {
-        return Ok(());
+    let (path, host, expect_status) = match kind {
+        HealthCheckKind::Tcp | HealthCheckKind::Tls { .. } => return Ok(()),
+        HealthCheckKind::Http {
+            path,
+            host,
+            expect_status,
+        } => (path, host, expect_status),
     };
     let host = host.clone().unwrap_or_else(|| addr.to_string());
     let request = format!(

@@ -10,6 +10,9 @@
 //! - [`health`] runs the active checks; passive ejection happens where connects fail.
 //! - [`tcp`] accepts connections and proxies them; each connection holds its own `Arc`s of the
 //!   listener settings and endpoint it started with, so a reload never changes it mid-flight.
+//! - [`tls`] routes TLS connections by the ClientHello's server name ([`hosts`] is the lookup),
+//!   then passes them through or terminates them; `upstream` connects to endpoints, in TLS when
+//!   the backend asks for it.
 //!
 //! No function here reads a file or knows about reloads: the caller hands in compiled config
 //! and cancellation tokens.
@@ -19,8 +22,12 @@ pub mod bind;
 mod clock;
 mod copy;
 pub mod health;
+pub mod hosts;
 mod pool;
 mod resolve;
 pub mod tcp;
+pub mod tls;
+mod upstream;
 
 pub use pool::{Endpoint, EndpointGuard, Pool};
+pub use upstream::UpstreamTls;

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::balance;
 use crate::clock::{ms, now_ms};
 use crate::health::HealthCounter;
+use crate::upstream::UpstreamTls;
 
 /// One resolved address of a pool, with its health and load.
 #[derive(Debug)]
@@ -156,6 +157,8 @@ pub struct Pool {
     cursor: AtomicUsize,
     /// Stops this pool's health checking and resolving.
     stop: CancellationToken,
+    /// TLS towards the endpoints (the backend's `tls`), or why it could not be set up.
+    tls: Option<Result<UpstreamTls, String>>,
 }
 
 impl Pool {
@@ -173,12 +176,17 @@ impl Pool {
                     .unwrap_or_default(),
             })
             .collect();
+        let tls = spec.tls.as_ref().map(UpstreamTls::new);
+        if let Some(Err(e)) = &tls {
+            tracing::error!(backend = %spec.name, error = %e, "TLS to this backend cannot be set up; its connections will fail");
+        }
         let pool = Pool {
             spec,
             set: ArcSwap::from_pointee(EndpointSet::default()),
             resolved: Mutex::new(resolved),
             cursor: AtomicUsize::new(0),
             stop: CancellationToken::new(),
+            tls,
         };
         let previous_set = previous.map(|p| p.set.load_full());
         let same_checks = previous.is_some_and(|p| p.spec.health_check == pool.spec.health_check);
@@ -194,6 +202,13 @@ impl Pool {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// TLS towards the endpoints, when the backend has `tls`.
+    pub(crate) fn upstream_tls(&self) -> Option<Result<&UpstreamTls, &str>> {
+        self.tls
+            .as_ref()
+            .map(|r| r.as_ref().map_err(String::as_str))
     }
 
     /// The current endpoints.
@@ -345,6 +360,7 @@ mod tests {
                 fail_timeout: Duration::from_secs(10),
             },
             health_check: None,
+            tls: None,
         })
     }
 

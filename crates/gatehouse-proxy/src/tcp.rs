@@ -1,4 +1,5 @@
-//! TCP listeners: accept, pick an endpoint (retrying on connect failure), proxy, log.
+//! Listening sockets: accept, hand the connection to its service (TCP, or TLS routed by server
+//! name), pick an endpoint (retrying on connect failure), proxy, log.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,15 +8,18 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use gatehouse_config::Listener;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::copy::{End, Transfer, proxy};
-use crate::pool::{EndpointGuard, Pool};
+use crate::copy::{Duplex, End, Transfer, proxy};
+use crate::pool::Pool;
+use crate::tls::SniTable;
+use crate::upstream::{Upstream, connect};
 
-/// What a listener does with a new connection: its settings and its pool. Swapped as a whole
-/// on reload; each connection keeps the one it was accepted under.
+/// Where a connection goes once its route is known: the listener it came in on (its settings
+/// and name) and the backend pool.
 #[derive(Debug)]
 pub struct Route {
     /// Listener settings.
@@ -24,30 +28,57 @@ pub struct Route {
     pub pool: Arc<Pool>,
 }
 
+/// What a listening socket does with a new connection. Swapped as a whole on reload; each
+/// connection keeps the one it was accepted under.
+#[derive(Debug)]
+pub enum Service {
+    /// A TCP listener: every connection to one pool.
+    Tcp(Route),
+    /// One or more TLS listeners on this socket, chosen by the ClientHello's server name.
+    Tls(Box<SniTable>),
+}
+
+impl Service {
+    /// The name logs use for the socket.
+    pub fn name(&self) -> &str {
+        match self {
+            Service::Tcp(route) => &route.listener.name,
+            Service::Tls(table) => table.name(),
+        }
+    }
+
+    fn max_connections(&self) -> usize {
+        match self {
+            Service::Tcp(route) => route.listener.max_connections,
+            Service::Tls(table) => table.max_connections(),
+        }
+    }
+}
+
 /// A listening socket's live state, shared by its accept loop and the supervisor.
 #[derive(Debug)]
 pub struct ListenerState {
-    route: ArcSwap<Route>,
+    service: ArcSwap<Service>,
     open: AtomicUsize,
 }
 
 impl ListenerState {
     /// State for a listener about to start.
-    pub fn new(route: Route) -> Arc<Self> {
+    pub fn new(service: Service) -> Arc<Self> {
         Arc::new(ListenerState {
-            route: ArcSwap::from_pointee(route),
+            service: ArcSwap::from_pointee(service),
             open: AtomicUsize::new(0),
         })
     }
 
     /// Replaces what new connections get (a reload); open connections are not affected.
-    pub fn set_route(&self, route: Route) {
-        self.route.store(Arc::new(route));
+    pub fn set_service(&self, service: Service) {
+        self.service.store(Arc::new(service));
     }
 
-    /// The route new connections get now.
-    pub fn route(&self) -> Arc<Route> {
-        self.route.load_full()
+    /// What new connections get now.
+    pub fn service(&self) -> Arc<Service> {
+        self.service.load_full()
     }
 
     /// Connections open through this listener.
@@ -78,23 +109,23 @@ pub async fn serve(
             () = stop.cancelled() => break,
             accepted = socket.accept() => accepted,
         };
-        let (client, peer) = match accepted {
+        let (mut client, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors or memory: back off instead of spinning.
-                tracing::warn!(listener = %state.route().listener.name, error = %e, "accept failed");
+                tracing::warn!(listener = %state.service().name(), error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let route = state.route();
-        if state.open.load(Relaxed) >= route.listener.max_connections {
+        let service = state.service();
+        if state.open.load(Relaxed) >= service.max_connections() {
             tracing::warn!(
                 target: "gatehouse::access",
-                listener = %route.listener.name,
+                listener = %service.name(),
                 client = %peer,
                 outcome = "refused: connection limit",
-                limit = route.listener.max_connections,
+                limit = service.max_connections(),
                 "connection refused"
             );
             continue;
@@ -103,64 +134,94 @@ pub async fn serve(
         let state = Arc::clone(&state);
         let cut = control.cut.clone();
         control.tasks.spawn(async move {
-            handle(client, peer, &route, &cut).await;
+            let started = Instant::now();
+            let _ = client.set_nodelay(true);
+            match &*service {
+                Service::Tcp(route) => {
+                    forward(&mut client, peer, route, &cut, Conn::plain(started)).await;
+                }
+                Service::Tls(table) => crate::tls::handle(client, peer, table, &cut, started).await,
+            }
             state.open.fetch_sub(1, Relaxed);
         });
     }
 }
 
-/// Why no backend connection could be made.
-#[derive(Debug)]
-enum NoBackend {
-    /// Every endpoint is down (or the pool is empty).
-    NoHealthy,
-    /// Connects failed on every endpoint tried.
-    ConnectFailed { attempts: u32, last_error: String },
+/// What the access log says about a connection besides its listener and client.
+pub(crate) struct Conn<'a> {
+    pub(crate) started: Instant,
+    /// The route that matched (TLS listeners).
+    pub(crate) route: Option<&'a str>,
+    /// The ClientHello's server name.
+    pub(crate) sni: Option<&'a str>,
+    /// `passthrough` or `terminate`.
+    pub(crate) tls: Option<&'static str>,
+    /// Bytes already read from the client that the backend must get first (a passthrough
+    /// ClientHello).
+    pub(crate) replay: &'a [u8],
 }
 
-async fn handle(mut client: TcpStream, peer: SocketAddr, route: &Route, cut: &CancellationToken) {
-    let started = Instant::now();
-    let _ = client.set_nodelay(true);
-    let (guard, mut backend) = match connect(route, peer).await {
+impl Conn<'_> {
+    pub(crate) fn plain(started: Instant) -> Conn<'static> {
+        Conn {
+            started,
+            route: None,
+            sni: None,
+            tls: None,
+            replay: &[],
+        }
+    }
+}
+
+/// One access-log line for a connection that ends (or is refused) on `listener`: the same
+/// fields whatever the level; TLS fields only when present.
+macro_rules! access_log {
+    ($level:ident, $listener:expr, $peer:expr, $conn:expr, $message:literal; $($field:tt)*) => {
+        tracing::$level!(
+            target: "gatehouse::access",
+            listener = %$listener, client = %$peer,
+            route = $conn.route.map(tracing::field::display),
+            sni = $conn.sni.map(tracing::field::display),
+            tls = $conn.tls.map(tracing::field::display),
+            $($field)*
+            duration_ms = $conn.started.elapsed().as_millis() as u64,
+            $message
+        )
+    };
+}
+pub(crate) use access_log;
+
+/// Connects `client` to an endpoint of `route`'s pool (retrying on failure), replays
+/// `conn.replay`, and proxies until the connection ends; logs one line.
+pub(crate) async fn forward<C: Duplex>(
+    client: &mut C,
+    peer: SocketAddr,
+    route: &Route,
+    cut: &CancellationToken,
+    conn: Conn<'_>,
+) {
+    let listener = &route.listener.name;
+    let (guard, upstream) = match connect(&route.pool, listener, peer).await {
         Ok(pair) => pair,
         Err(reason) => {
-            let outcome = match &reason {
-                NoBackend::NoHealthy => "no healthy endpoint".to_owned(),
-                NoBackend::ConnectFailed {
-                    attempts,
-                    last_error,
-                } => {
-                    format!("connect failed ({attempts} attempts, last: {last_error})")
-                }
-            };
-            tracing::warn!(
-                target: "gatehouse::access",
-                listener = %route.listener.name,
-                client = %peer,
-                backend = %route.pool.name(),
-                bytes_up = 0u64,
-                bytes_down = 0u64,
-                duration_ms = started.elapsed().as_millis() as u64,
-                outcome = %outcome,
-                "connection closed"
-            );
+            access_log!(warn, listener, peer, conn, "connection closed";
+                backend = %route.pool.name(), bytes_up = 0u64, bytes_down = 0u64,
+                outcome = %reason,);
             return;
         }
     };
-    let Transfer { up, down, end } =
-        proxy(&mut client, &mut backend, route.listener.idle_timeout, cut).await;
+    let idle = route.listener.idle_timeout;
+    let Transfer { up, down, end } = match upstream {
+        Upstream::Plain(mut backend) => relay(client, &mut backend, conn.replay, idle, cut).await,
+        Upstream::Tls(mut backend) => relay(client, &mut *backend, conn.replay, idle, cut).await,
+    };
     let endpoint = guard.endpoint().addr;
     drop(guard);
-    // One line per connection; the same fields whatever the level.
     macro_rules! log_closed {
         ($level:ident) => {
-            tracing::$level!(
-                target: "gatehouse::access",
-                listener = %route.listener.name, client = %peer, backend = %route.pool.name(),
-                endpoint = %endpoint, bytes_up = up, bytes_down = down,
-                duration_ms = started.elapsed().as_millis() as u64, outcome = %end,
-                "connection closed"
-            )
+            access_log!($level, listener, peer, conn, "connection closed";
+                backend = %route.pool.name(), endpoint = %endpoint, bytes_up = up,
+                bytes_down = down, outcome = %end,)
         };
     }
     if matches!(end, End::Closed | End::IdleTimeout) {
@@ -170,49 +231,24 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: &Route, cut: &Ca
     }
 }
 
-/// Picks an endpoint and connects, trying up to `retries` further endpoints when a connect
-/// fails. A failed connect counts towards the endpoint's passive ejection.
-async fn connect(route: &Route, peer: SocketAddr) -> Result<(EndpointGuard, TcpStream), NoBackend> {
-    let spec = route.pool.spec();
-    let mut tried: Vec<SocketAddr> = Vec::new();
-    let mut last_error = String::new();
-    for attempt in 0..=spec.retries {
-        let Some(guard) = route.pool.pick(peer.ip(), &tried) else {
-            break;
+/// Writes `replay` to the backend, then proxies both ways.
+async fn relay<C: Duplex, B: Duplex + AsyncWrite + Unpin>(
+    client: &mut C,
+    backend: &mut B,
+    replay: &[u8],
+    idle: Duration,
+    cut: &CancellationToken,
+) -> Transfer {
+    if !replay.is_empty()
+        && let Err(e) = backend.write_all(replay).await
+    {
+        return Transfer {
+            up: 0,
+            down: 0,
+            end: End::BackendError(e.kind()),
         };
-        let endpoint = Arc::clone(guard.endpoint());
-        let error =
-            match tokio::time::timeout(spec.connect_timeout, TcpStream::connect(endpoint.addr))
-                .await
-            {
-                Ok(Ok(stream)) => {
-                    endpoint.connect_succeeded();
-                    let _ = stream.set_nodelay(true);
-                    return Ok((guard, stream));
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("timed out after {:?}", spec.connect_timeout),
-            };
-        let ejected = endpoint.connect_failed(spec.passive.max_fails, spec.passive.fail_timeout);
-        tracing::warn!(
-            listener = %route.listener.name,
-            backend = %spec.name,
-            endpoint = %endpoint.addr,
-            attempt = attempt + 1,
-            error = %error,
-            ejected_for = ?ejected.then_some(spec.passive.fail_timeout),
-            "connect to endpoint failed{}",
-            if attempt < spec.retries { "; trying another" } else { "" }
-        );
-        tried.push(endpoint.addr);
-        last_error = error;
     }
-    if tried.is_empty() {
-        Err(NoBackend::NoHealthy)
-    } else {
-        Err(NoBackend::ConnectFailed {
-            attempts: tried.len() as u32,
-            last_error,
-        })
-    }
+    let mut t = proxy(client, backend, idle, cut).await;
+    t.up += replay.len() as u64;
+    t
 }

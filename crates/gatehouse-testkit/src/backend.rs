@@ -1,7 +1,8 @@
 //! A TCP backend for tests.
 //!
 //! Protocol: the client speaks first. If its first bytes are an HTTP request for `/healthz`,
-//! the backend answers with the status the test set (200 by default) and closes. Otherwise it
+//! the backend answers with the status the test set (200 by default) and closes; any other
+//! HTTP request gets `200 OK` with the backend's name as the body (for `curl`). Otherwise it
 //! writes its own name and a newline, then echoes everything, starting with what the client
 //! already sent. It counts the connections it served (health checks excluded).
 
@@ -106,39 +107,91 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
         return;
     }
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = match stream.read(&mut buf) {
-        Ok(0) | Err(_) => return,
-        Ok(n) => n,
-    };
-    if buf[..n].starts_with(b"GET /healthz") {
-        let status = shared.health_status.load(SeqCst);
-        let response =
-            format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        let _ = stream.write_all(response.as_bytes());
-        return;
-    }
-    shared.served.fetch_add(1, SeqCst);
     if let Ok(clone) = stream.try_clone() {
         shared.open.lock().unwrap().push(clone);
     }
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
-    if stream
-        .write_all(format!("{}\n", shared.name).as_bytes())
-        .is_err()
-        || stream.write_all(&buf[..n]).is_err()
-    {
-        return;
+    let _ = converse(
+        &mut stream,
+        &shared.name,
+        &shared.health_status,
+        &shared.served,
+        |s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+        },
+    );
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+const HTTP_METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"HEAD ",
+    b"POST ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+/// What a test backend says, over any stream (plain or TLS), the client speaking first:
+/// - `GET /healthz`: the health status, `Content-Length: 0`, and the end (not counted as
+///   served);
+/// - any other HTTP/1 request: `200 OK` with body `{name}\n` and `Connection: close`;
+/// - anything else: `{name}\n`, then an echo of everything, starting with those first bytes.
+///
+/// `echoing` is called before the echo starts (to lengthen a read timeout, say). Returns when
+/// the exchange is over; the caller closes the stream.
+pub(crate) fn converse<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    health_status: &AtomicU16,
+    served: &AtomicUsize,
+    echoing: impl FnOnce(&mut S),
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf)?;
+    if n == 0 {
+        return Ok(());
     }
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if stream.write_all(&buf[..n]).is_err() {
-                    break;
-                }
+    let mut first = buf[..n].to_vec();
+    if HTTP_METHODS.iter().any(|m| first.starts_with(m)) {
+        // Read the whole head, so that closing does not reset an unread request.
+        while !contains(&first, b"\r\n\r\n") && !contains(&first, b"\n\n") && first.len() < 65536 {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => first.extend_from_slice(&buf[..n]),
             }
         }
+        let response = if first.starts_with(b"GET /healthz") {
+            let status = health_status.load(SeqCst);
+            format!(
+                "HTTP/1.1 {status} {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                if status == 200 { "OK" } else { "Status" }
+            )
+        } else {
+            served.fetch_add(1, SeqCst);
+            let body = format!("{name}\n");
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        return stream.write_all(response.as_bytes());
     }
-    let _ = stream.shutdown(Shutdown::Write);
+    served.fetch_add(1, SeqCst);
+    echoing(stream);
+    let mut greeting = format!("{name}\n").into_bytes();
+    greeting.extend_from_slice(&first);
+    stream.write_all(&greeting)?;
+    loop {
+        match stream.read(&mut buf)? {
+            0 => return Ok(()),
+            n => stream.write_all(&buf[..n])?,
+        }
+    }
+}
+
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }

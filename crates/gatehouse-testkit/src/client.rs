@@ -28,7 +28,8 @@ pub fn connect_from(from: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream
 }
 
 /// Reads one line (without the newline) from `s`, byte by byte so nothing after it is lost.
-pub fn read_line(s: &mut TcpStream) -> std::io::Result<String> {
+/// Works on any stream: a `TcpStream`, a [`crate::TlsStream`].
+pub fn read_line(s: &mut impl Read) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {

@@ -7,6 +7,10 @@
 //!   status the test controls, and can be stopped and restarted on the same port.
 //! - [`ask`] and friends are clients: connect (optionally from a chosen 127.x source address),
 //!   learn which backend answered.
+//! - [`TestCa`] issues certificates (ECDSA, RSA, Ed25519; CN = file stem) to PEM files,
+//!   [`TlsBackend`] is a [`Backend`] behind TLS (with an HTTP mode for curl), and
+//!   [`s_client`], [`curl_get`] and [`tls_connect`] are TLS clients: the real `openssl` and
+//!   `curl` tools (Debian packages `openssl` and `curl`, required), and rustls (aws-lc-rs).
 //!
 //! Everything is blocking std code with timeouts: a hung test fails, it does not hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -14,7 +18,13 @@
 mod backend;
 mod client;
 mod process;
+mod tls;
 
 pub use backend::Backend;
 pub use client::{ask, ask_from, connect, connect_from, open, read_line};
 pub use process::{Gatehouse, TempDir, field};
+pub use tls::{
+    Curl, Handshake, KeyType, SClient, TestCa, TestCert, TlsBackend, TlsInfo, TlsStream,
+    client_hello_bytes, cn_of, curl_get, finish_handshake, s_client, send_hello_slowly, tls_ask,
+    tls_connect,
+};

@@ -7,6 +7,7 @@ mod cli;
 mod health;
 mod lifecycle;
 mod reload;
+mod tls;
 
 use std::time::Duration;
 

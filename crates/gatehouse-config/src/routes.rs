@@ -1,0 +1,582 @@
+//! Compiling TLS: listener `tls` and `hostname`, routes and how they attach to listeners, and
+//! backend `tls`. Certificate and CA files are read and parsed here, so that `gatehouse check`
+//! finds a missing file, a key that does not match its certificate or a bad PEM block, and so
+//! that a renewed certificate makes the compiled config differ (which is how a reload sees it).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_tls::certs::{Certificate, load_roots};
+
+use crate::compile::{BackendRef, Compiler, Draft, ListenerOrigin, pos, pos_or};
+use crate::diag::Pos;
+use crate::model::{RawBackendTls, RawCertificate, RawListener, RawRoute, S};
+use crate::parse::{closest, parse_host_pattern};
+use crate::types::*;
+
+/// Default for a TLS listener's `handshakeTimeout`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where Debian, Ubuntu, Alpine and Arch keep the system's CA bundle.
+const SYSTEM_CA_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Route kinds: those this version serves, and those it knows but refuses.
+const ROUTE_KINDS: [&str; 5] = ["TLSRoute", "HTTPRoute", "TCPRoute", "UDPRoute", "GRPCRoute"];
+
+impl Compiler {
+    /// A listener's `hostname` and `tls`. Returns `(hostname, Some(tls))` when they are
+    /// consistent with its protocol (`Some(None)` for a TCP listener), `None` for `tls` on error.
+    pub(crate) fn listener_tls(
+        &mut self,
+        raw: &RawListener,
+        protocol: Option<Protocol>,
+        name: &str,
+    ) -> (Option<HostPattern>, Option<Option<ListenerTls>>) {
+        let hostname = raw
+            .hostname
+            .as_ref()
+            .and_then(|h| match parse_host_pattern(&h.value) {
+                Ok(p) => Some(p),
+                Err(msg) => {
+                    self.error(pos(h), msg)
+                        .hint("write a host name such as `app.example.com` or `*.example.com`");
+                    None
+                }
+            });
+        match protocol {
+            None => (hostname, None),
+            Some(Protocol::Tcp) => {
+                for (key, at) in [
+                    ("hostname", raw.hostname.as_ref().map(pos)),
+                    ("tls", raw.tls.as_ref().map(pos)),
+                ] {
+                    if let Some(at) = at {
+                        self.error(at, format!("`{key}` only applies to TLS listeners"))
+                            .hint("add `protocol: TLS` to the listener, or remove this key");
+                    }
+                }
+                (None, Some(None))
+            }
+            Some(Protocol::Tls) => {
+                let tls = self.tls_settings(raw, name);
+                (hostname, tls.map(Some))
+            }
+        }
+    }
+
+    fn tls_settings(&mut self, raw: &RawListener, name: &str) -> Option<ListenerTls> {
+        let at = pos(&raw.name);
+        let Some(t) = &raw.tls else {
+            self.error(
+                at,
+                format!("TLS listener `{name}` has no `tls` settings"),
+            )
+            .hint("add `tls: {mode: Passthrough}` to route by server name without terminating, or `tls:` with `certificates` to terminate");
+            return None;
+        };
+        let t = &t.value;
+        let handshake_timeout = self.duration(
+            &t.handshake_timeout,
+            DEFAULT_HANDSHAKE_TIMEOUT,
+            Duration::from_millis(1),
+            "handshakeTimeout",
+        );
+        let passthrough = match t.mode.as_ref().map(|m| m.value.as_str()) {
+            None | Some("Terminate") => false,
+            Some("Passthrough") => true,
+            Some(other) => {
+                let hint = match closest(other, ["Terminate", "Passthrough"]) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => "use `Terminate` or `Passthrough`".to_owned(),
+                };
+                let at = t.mode.as_ref().map_or(at, pos);
+                self.error(at, format!("`{other}` is not a TLS mode"))
+                    .hint(hint);
+                return None;
+            }
+        };
+        if passthrough {
+            let mut ok = true;
+            for (key, at) in [
+                ("certificates", t.certificates.first().map(pos)),
+                ("alpn", t.alpn.first().map(pos)),
+                ("minVersion", t.min_version.as_ref().map(pos)),
+            ] {
+                if let Some(at) = at {
+                    self.error(at, format!("`{key}` does not apply in Passthrough mode"))
+                        .hint("the backend terminates TLS in Passthrough mode; remove this key, or use `mode: Terminate`");
+                    ok = false;
+                }
+            }
+            return ok.then_some(ListenerTls {
+                mode: TlsMode::Passthrough,
+                handshake_timeout,
+            });
+        }
+        if t.certificates.is_empty() {
+            self.error(
+                at,
+                format!("TLS listener `{name}` terminates TLS but has no `certificates`"),
+            )
+            .hint("list certificate and key files under `tls.certificates`, or set `tls.mode: Passthrough`");
+            return None;
+        }
+        let certificates: Vec<CertificateFiles> = t
+            .certificates
+            .iter()
+            .filter_map(|c| self.certificate(c))
+            .collect();
+        let mut alpn = Vec::new();
+        for a in &t.alpn {
+            if a.value.is_empty() || a.value.len() > 255 || !a.value.is_ascii() {
+                self.error(
+                    pos(a),
+                    format!("`{}` is not an ALPN protocol name", a.value),
+                )
+                .hint("use `h2` or `http/1.1`");
+            } else if alpn.contains(&a.value) {
+                self.error(
+                    pos(a),
+                    format!("ALPN protocol `{}` is listed twice", a.value),
+                );
+            } else {
+                alpn.push(a.value.clone());
+            }
+        }
+        let tls13_only = match t.min_version.as_ref().map(|v| v.value.0.as_str()) {
+            None | Some("1.2") => false,
+            Some("1.3") => true,
+            Some(other) => {
+                let at = t.min_version.as_ref().map_or(at, pos);
+                self.error(
+                    at,
+                    format!("`{other}` is not a TLS version this listener can require"),
+                )
+                .hint("use `\"1.2\"` (the default: TLS 1.2 and 1.3) or `\"1.3\"`");
+                return None;
+            }
+        };
+        (certificates.len() == t.certificates.len()).then_some(ListenerTls {
+            mode: TlsMode::Terminate(Terminate {
+                certificates,
+                alpn,
+                tls13_only,
+            }),
+            handshake_timeout,
+        })
+    }
+
+    /// Resolves a file name from the config against the config's directory.
+    fn path(&self, name: &str) -> PathBuf {
+        let p = PathBuf::from(name);
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// Reads a file the config names; an error at `at` if it cannot.
+    fn read(&mut self, at: Pos, name: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
+        let path = self.path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Some((path, bytes)),
+            Err(e) => {
+                self.error(at, format!("cannot read {what} `{}`: {e}", path.display()))
+                    .hint("relative paths are relative to the config file's directory");
+                None
+            }
+        }
+    }
+
+    fn certificate(&mut self, c: &S<RawCertificate>) -> Option<CertificateFiles> {
+        let c = &c.value;
+        let cert = self.read(pos(&c.cert_file), &c.cert_file.value, "certificate file");
+        let key = self.read(pos(&c.key_file), &c.key_file.value, "key file");
+        let ((cert_path, cert_pem), (key_path, key_pem)) = (cert?, key?);
+        match Certificate::from_pem(&cert_pem, &key_pem) {
+            Ok(loaded) => Some(CertificateFiles {
+                cert_path,
+                key_path,
+                loaded: Arc::new(loaded),
+            }),
+            Err(e) => {
+                self.error(
+                    pos(&c.cert_file),
+                    format!(
+                        "certificate `{}` with key `{}`: {e}",
+                        cert_path.display(),
+                        key_path.display()
+                    ),
+                )
+                .hint("both files are PEM: the chain leaf first, and its private key (PKCS#8, PKCS#1 or SEC1)");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn backend_tls(&mut self, t: &S<RawBackendTls>) -> Option<BackendTls> {
+        let raw = &t.value;
+        let insecure = raw.insecure_skip_verify.as_ref().is_some_and(|v| v.value);
+        let server_name = match &raw.server_name {
+            None => None,
+            Some(n) => match parse_host_pattern(&n.value) {
+                Ok(HostPattern::Exact(name)) => Some(name),
+                _ if n.value.parse::<std::net::IpAddr>().is_ok() => Some(n.value.clone()),
+                _ => {
+                    self.error(pos(n), format!("`{}` is not a server name", n.value))
+                        .hint("write the name the backend's certificate is issued for, e.g. `app.home.arpa`");
+                    return None;
+                }
+            },
+        };
+        let verify = match (&raw.ca_file, insecure) {
+            (Some(ca), true) => {
+                self.error(
+                    pos(ca),
+                    "`caFile` and `insecureSkipVerify: true` contradict each other",
+                )
+                .hint("remove one: verify against the CA, or do not verify at all");
+                return None;
+            }
+            (None, true) => BackendVerify::Insecure,
+            (Some(ca), false) => {
+                let (path, pem) = self.read(pos(ca), &ca.value, "CA file")?;
+                if let Err(e) = load_roots(&pem) {
+                    self.error(pos(ca), format!("CA file `{}`: {e}", path.display()))
+                        .hint("a CA file holds one or more PEM certificates");
+                    return None;
+                }
+                BackendVerify::Ca {
+                    path,
+                    pem: Arc::new(pem),
+                }
+            }
+            (None, false) => {
+                let found = SYSTEM_CA_BUNDLES
+                    .iter()
+                    .find_map(|p| std::fs::read(p).ok().map(|pem| (PathBuf::from(p), pem)));
+                let Some((path, pem)) = found else {
+                    self.error(pos(t), "backend TLS without `caFile`, and no system CA bundle was found")
+                        .hint(format!("set `caFile`, install the system CA certificates (looked in {}), or set `insecureSkipVerify: true`", SYSTEM_CA_BUNDLES.join(", ")));
+                    return None;
+                };
+                BackendVerify::Ca {
+                    path,
+                    pem: Arc::new(pem),
+                }
+            }
+        };
+        if insecure && let Some(v) = &raw.insecure_skip_verify {
+            self.warn(pos(v), "backend certificates will not be verified")
+                .hint("traffic is encrypted, but anyone on the path can pose as the backend; prefer `caFile`");
+        }
+        Some(BackendTls {
+            verify,
+            server_name,
+        })
+    }
+
+    /// Attaches every route to the listeners its `parentRefs` name.
+    pub(crate) fn routes<'a>(
+        &mut self,
+        routes: &'a [S<RawRoute>],
+        gateways: &HashMap<&str, Pos>,
+        drafts: &mut [Draft],
+        references: &mut Vec<BackendRef<'a>>,
+    ) {
+        let mut names: HashMap<&str, Pos> = HashMap::new();
+        for r in routes {
+            let raw = &r.value;
+            let name = raw.name.value.as_str();
+            if self.name_ok(&raw.name, "route") {
+                if let Some(&first) = names.get(name) {
+                    self.error(pos(&raw.name), format!("route `{name}` is defined twice"))
+                        .hint("give each route a unique name")
+                        .note(first, "first defined");
+                } else {
+                    names.insert(name, pos(&raw.name));
+                }
+            }
+            if let Some(b) = &raw.backend {
+                references.push(BackendRef {
+                    owner: format!("route `{name}`"),
+                    backend: b.value.as_str(),
+                    pos: pos(b),
+                });
+            }
+            match raw.kind.value.as_str() {
+                "TLSRoute" => {}
+                kind @ ("HTTPRoute" | "TCPRoute" | "UDPRoute" | "GRPCRoute") => {
+                    self.error(
+                        pos(&raw.kind),
+                        format!("route kind `{kind}` is not supported by this version yet"),
+                    )
+                    .hint("this version routes TLS by server name (`TLSRoute`); a TCP listener's `backend` does what a TCPRoute would");
+                    continue;
+                }
+                other => {
+                    let hint = match closest(other, ROUTE_KINDS) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => "use `TLSRoute`".to_owned(),
+                    };
+                    self.error(pos(&raw.kind), format!("`{other}` is not a route kind"))
+                        .hint(hint);
+                    continue;
+                }
+            }
+            let Some(backend) = &raw.backend else {
+                self.error(pos(&raw.name), format!("route `{name}` has no `backend`"))
+                    .hint("name the backend pool that receives the connections: `backend: NAME`");
+                continue;
+            };
+            let mut hostnames = Vec::new();
+            for h in &raw.hostnames {
+                match parse_host_pattern(&h.value) {
+                    Ok(p) => hostnames.push(p),
+                    Err(msg) => {
+                        self.error(pos_or(h, r), msg)
+                            .hint("write a host name such as `app.example.com` or `*.example.com`");
+                    }
+                }
+            }
+            if raw.parent_refs.is_empty() {
+                self.error(
+                    pos(&raw.name),
+                    format!("route `{name}` has no `parentRefs`"),
+                )
+                .hint("name the listeners it attaches to, e.g. `parentRefs: [edge/tls]`");
+                continue;
+            }
+            for parent in &raw.parent_refs {
+                let targets = self.parent_targets(name, parent, gateways, drafts);
+                for index in targets {
+                    let draft = &mut drafts[index];
+                    let listener_host = draft.sockets.first().and_then(|l| l.hostname.clone());
+                    let hosts = effective_hosts(listener_host.as_ref(), &hostnames);
+                    if hosts.is_empty() {
+                        let listener_host =
+                            listener_host.map(|h| h.to_string()).unwrap_or_default();
+                        self.warn(
+                            pos_or(&parent.value.gateway, parent),
+                            format!(
+                                "route `{name}` serves no name on `{}/{}`: none of its hostnames is within the listener's hostname `{listener_host}`",
+                                draft.gateway, draft.name
+                            ),
+                        );
+                        continue;
+                    }
+                    draft.attached.push((
+                        RouteEntry {
+                            route: name.to_owned(),
+                            hosts,
+                            backend: backend.value.clone(),
+                        },
+                        pos(&raw.name),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The drafts (indices) a parent reference selects; errors for names that do not exist or
+    /// for listeners a TLSRoute cannot attach to.
+    fn parent_targets(
+        &mut self,
+        route: &str,
+        parent: &S<crate::model::RawParentRef>,
+        gateways: &HashMap<&str, Pos>,
+        drafts: &[Draft],
+    ) -> Vec<usize> {
+        let p = &parent.value;
+        let gateway = p.gateway.value.as_str();
+        let at = pos_or(&p.gateway, parent);
+        if !gateways.contains_key(gateway) {
+            let names: Vec<&str> = gateways.keys().copied().collect();
+            let hint = match closest(gateway, names.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => "define it under `gateways:`".to_owned(),
+            };
+            self.error(
+                at,
+                format!("route `{route}` attaches to gateway `{gateway}`, which is not defined"),
+            )
+            .hint(hint);
+            return Vec::new();
+        }
+        let port = p.port.as_ref().and_then(|port| self.port(port, false));
+        if p.port.is_some() && port.is_none() {
+            return Vec::new();
+        }
+        let in_gateway = || {
+            drafts
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.gateway == gateway)
+        };
+        let selected: Vec<usize> = match &p.listener {
+            Some(l) => {
+                let found: Vec<usize> = in_gateway()
+                    .filter(|(_, d)| d.name == l.value)
+                    .map(|(i, _)| i)
+                    .collect();
+                if found.is_empty() {
+                    let names: Vec<&str> = in_gateway().map(|(_, d)| d.name.as_str()).collect();
+                    let hint = match closest(&l.value, names.iter().copied()) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("listeners of `{gateway}`: {}", names.join(", ")),
+                    };
+                    self.error(
+                        pos_or(l, parent),
+                        format!(
+                            "route `{route}` attaches to listener `{gateway}/{}`, which is not defined",
+                            l.value
+                        ),
+                    )
+                    .hint(hint);
+                    return Vec::new();
+                }
+                for &i in &found {
+                    if drafts[i].sockets.first().map(|s| s.protocol) != Some(Protocol::Tls) {
+                        self.error(
+                            pos_or(l, parent),
+                            format!(
+                                "TLSRoute `{route}` attaches to `{gateway}/{}`, which is not a TLS listener",
+                                l.value
+                            ),
+                        )
+                        .hint("a TLSRoute attaches to `protocol: TLS` listeners; a TCP listener sends everything to its `backend`");
+                        return Vec::new();
+                    }
+                }
+                found
+            }
+            // The whole gateway: every TLS listener of it.
+            None => in_gateway()
+                .filter(|(_, d)| d.sockets.first().map(|s| s.protocol) == Some(Protocol::Tls))
+                .map(|(i, _)| i)
+                .collect(),
+        };
+        let selected: Vec<usize> = selected
+            .into_iter()
+            .filter(|&i| {
+                port.is_none_or(|port| {
+                    drafts[i].sockets.first().map(|s| s.bind.port()) == Some(port)
+                })
+            })
+            .collect();
+        if selected.is_empty() {
+            self.error(
+                at,
+                format!("route `{route}` attaches to no TLS listener of gateway `{gateway}`"),
+            )
+            .hint("check `parentRefs`: the gateway needs a `protocol: TLS` listener (on that port, if `port` is set)");
+        }
+        selected
+    }
+
+    /// Completes each gateway listener's route table (attached routes in config order, then
+    /// its own default backend), warns about what can never be served, and flattens drafts
+    /// into one listener per socket.
+    pub(crate) fn finish_listeners(
+        &mut self,
+        drafts: Vec<Draft>,
+        backends: &BTreeMap<String, Arc<Backend>>,
+    ) -> (Vec<Listener>, Vec<ListenerOrigin>) {
+        let mut listeners = Vec::new();
+        let mut origins = Vec::new();
+        for draft in drafts {
+            let full = format!("{}/{}", draft.gateway, draft.name);
+            let mut claimed: HashMap<HostMatch, &str> = HashMap::new();
+            for (entry, at) in &draft.attached {
+                for host in &entry.hosts {
+                    if let Some(first) = claimed.get(host) {
+                        self.warn(
+                            *at,
+                            format!(
+                                "routes `{first}` and `{}` both serve `{host}` on `{full}`; `{first}`, listed first, wins",
+                                entry.route
+                            ),
+                        );
+                    } else {
+                        claimed.insert(host.clone(), &entry.route);
+                    }
+                }
+            }
+            let mut routes: Vec<RouteEntry> =
+                draft.attached.iter().map(|(e, _)| e.clone()).collect();
+            let first = draft.sockets.first();
+            if let Some(backend) = &draft.default_backend {
+                let host = match first.and_then(|l| l.hostname.clone()) {
+                    Some(h) => HostMatch::Pattern(h),
+                    None => HostMatch::Any,
+                };
+                routes.push(RouteEntry {
+                    route: "default".to_owned(),
+                    hosts: vec![host],
+                    backend: backend.clone(),
+                });
+            }
+            if routes.is_empty() {
+                self.warn(
+                    draft.origin_pos,
+                    format!("TLS listener `{full}` has no routes and no `backend`: it closes every connection"),
+                )
+                .hint("attach a TLSRoute to it, or give it a `backend` for every server name");
+            }
+            let passthrough = first.is_some_and(|l| {
+                matches!(l.tls.as_ref().map(|t| &t.mode), Some(TlsMode::Passthrough))
+            });
+            if passthrough {
+                for r in &routes {
+                    if backends.get(&r.backend).is_some_and(|b| b.tls.is_some()) {
+                        self.error(
+                            draft.origin_pos,
+                            format!(
+                                "Passthrough listener `{full}` sends connections to backend `{}`, which has `tls`",
+                                r.backend
+                            ),
+                        )
+                        .hint("in Passthrough mode the client's own TLS goes to the backend untouched: remove the backend's `tls`, or terminate here");
+                    }
+                }
+            }
+            for mut socket in draft.sockets {
+                socket.routes = routes.clone();
+                origins.push(ListenerOrigin {
+                    name: full.clone(),
+                    pos: draft.origin_pos,
+                });
+                listeners.push(socket);
+            }
+        }
+        (listeners, origins)
+    }
+}
+
+/// The names a route serves on a listener: each route hostname intersected with the
+/// listener's (Gateway API); with no route hostnames, whatever the listener serves.
+fn effective_hosts(listener: Option<&HostPattern>, route: &[HostPattern]) -> Vec<HostMatch> {
+    match (listener, route.is_empty()) {
+        (None, true) => vec![HostMatch::Any],
+        (Some(l), true) => vec![HostMatch::Pattern(l.clone())],
+        (None, false) => route.iter().cloned().map(HostMatch::Pattern).collect(),
+        (Some(l), false) => {
+            let mut out: Vec<HostMatch> = Vec::new();
+            for r in route {
+                if let Some(p) = l.intersect(r).map(HostMatch::Pattern)
+                    && !out.contains(&p)
+                {
+                    out.push(p);
+                }
+            }
+            out
+        }
+    }
+}

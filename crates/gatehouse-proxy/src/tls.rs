@@ -1,0 +1,256 @@
+//! TLS listeners: read the ClientHello without answering it, choose the listener and route by
+//! its server name, then either pass every byte through to the backend (which terminates) or
+//! complete the handshake here and proxy the plain stream.
+//!
+//! All TLS listeners on one address and port share a socket and one [`SniTable`]; which of
+//! them serves a connection is decided by the server name alone, with Gateway API precedence:
+//! the most specific listener hostname first, then, within it, an exact route hostname before
+//! a wildcard (longest suffix first) before a route that takes every name.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gatehouse_config::{HostPattern, Listener, TlsMode};
+use gatehouse_tls::hello::{MAX_HELLO, info, read_client_hello};
+use gatehouse_tls::rustls::ServerConfig;
+use gatehouse_tls::rustls::server::ProducesTickets;
+use gatehouse_tls::server::{CertResolver, ServerOptions, server_config, ticketer};
+use tokio::net::TcpStream;
+use tokio_rustls::StartHandshake;
+use tokio_util::sync::CancellationToken;
+
+use crate::hosts::HostTable;
+use crate::pool::Pool;
+use crate::tcp::{Conn, Route, access_log, forward};
+
+/// One TLS listener sharing the socket.
+#[derive(Debug)]
+struct Vhost {
+    listener: Arc<Listener>,
+    /// The handshake config when this listener terminates; `None` for passthrough.
+    terminate: Option<Arc<ServerConfig>>,
+}
+
+/// Where a server name leads.
+#[derive(Debug)]
+struct Target {
+    vhost: usize,
+    route: String,
+    to: Route,
+}
+
+/// The routing table of one TLS socket.
+#[derive(Debug)]
+pub struct SniTable {
+    name: String,
+    vhosts: Vec<Vhost>,
+    hosts: HostTable<Target>,
+    max_connections: usize,
+    hello_timeout: Duration,
+    /// Session-ticket keys, kept across reloads so that resumption survives them.
+    tickets: Option<Arc<dyn ProducesTickets>>,
+}
+
+impl SniTable {
+    /// Builds the table for the TLS `listeners` sharing one socket. A listener whose TLS
+    /// settings `previous` already serves keeps its handshake config (and so its session
+    /// cache); the ticket keys always carry over.
+    pub fn build(
+        listeners: &[Arc<Listener>],
+        pools: &HashMap<String, Arc<Pool>>,
+        previous: Option<&SniTable>,
+    ) -> SniTable {
+        let tickets = match previous {
+            Some(p) => p.tickets.clone(),
+            None => match ticketer() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no TLS session tickets: the ticket key could not be made");
+                    None
+                }
+            },
+        };
+        // The most specific listener hostname first: exact, then longer wildcard suffixes,
+        // then listeners that take any name.
+        let mut ordered: Vec<&Arc<Listener>> = listeners.iter().collect();
+        ordered.sort_by_key(|l| match &l.hostname {
+            Some(HostPattern::Exact(_)) => (0, 0),
+            Some(HostPattern::Wildcard(s)) => (1, usize::MAX - s.len()),
+            None => (2, 0),
+        });
+        let mut vhosts = Vec::new();
+        let mut hosts = HostTable::default();
+        for listener in ordered {
+            let terminate = match listener.tls.as_ref().map(|t| &t.mode) {
+                Some(TlsMode::Terminate(t)) => {
+                    let reused = previous.and_then(|p| {
+                        p.vhosts
+                            .iter()
+                            .find(|v| v.listener.tls == listener.tls && v.terminate.is_some())
+                            .and_then(|v| v.terminate.clone())
+                    });
+                    match reused.or_else(|| handshake_config(listener, t, tickets.clone())) {
+                        Some(config) => Some(config),
+                        // Cannot happen for a compiled config (it has certificates); skip the
+                        // listener rather than serve it without them.
+                        None => continue,
+                    }
+                }
+                _ => None,
+            };
+            let vhost = vhosts.len();
+            for entry in &listener.routes {
+                let Some(pool) = pools.get(&entry.backend) else {
+                    continue;
+                };
+                for host in &entry.hosts {
+                    hosts.insert(
+                        host,
+                        Target {
+                            vhost,
+                            route: entry.route.clone(),
+                            to: Route {
+                                listener: Arc::clone(listener),
+                                pool: Arc::clone(pool),
+                            },
+                        },
+                    );
+                }
+            }
+            vhosts.push(Vhost {
+                listener: Arc::clone(listener),
+                terminate,
+            });
+        }
+        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+        SniTable {
+            name: names.join(","),
+            max_connections: listeners
+                .iter()
+                .map(|l| l.max_connections)
+                .max()
+                .unwrap_or(0),
+            hello_timeout: listeners
+                .iter()
+                .filter_map(|l| l.tls.as_ref().map(|t| t.handshake_timeout))
+                .max()
+                .unwrap_or(gatehouse_config::DEFAULT_HANDSHAKE_TIMEOUT),
+            vhosts,
+            hosts,
+            tickets,
+        }
+    }
+
+    /// The listeners' names, comma-separated.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connections allowed on the socket: the largest limit of its listeners.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+}
+
+/// The handshake config of a terminating listener.
+fn handshake_config(
+    listener: &Listener,
+    t: &gatehouse_config::Terminate,
+    tickets: Option<Arc<dyn ProducesTickets>>,
+) -> Option<Arc<ServerConfig>> {
+    let certs = t
+        .certificates
+        .iter()
+        .map(|c| Arc::clone(&c.loaded))
+        .collect();
+    let resolver = Arc::new(CertResolver::new(certs)?);
+    let options = ServerOptions {
+        alpn: t.alpn.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        tls13_only: t.tls13_only,
+    };
+    match tickets.map(|tickets| server_config(resolver, &options, tickets)) {
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => {
+            tracing::error!(listener = %listener.name, error = %e, "TLS settings refused; this listener's names are not served");
+            None
+        }
+        None => {
+            tracing::error!(listener = %listener.name, "no TLS session-ticket key; this listener's names are not served");
+            None
+        }
+    }
+}
+
+/// Serves one connection on a TLS socket.
+pub(crate) async fn handle(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    table: &SniTable,
+    cut: &CancellationToken,
+    started: Instant,
+) {
+    let deadline = started + table.hello_timeout;
+    let refused = |sni: Option<&str>, outcome: &str| {
+        let conn = Conn {
+            started,
+            route: None,
+            sni,
+            tls: None,
+            replay: &[],
+        };
+        access_log!(info, table.name, peer, conn, "connection refused"; outcome = %outcome,);
+    };
+    let hello = tokio::select! {
+        hello = read_client_hello(&mut client, MAX_HELLO, table.hello_timeout) => hello,
+        () = cut.cancelled() => return,
+    };
+    let (accepted, bytes) = match hello {
+        Ok(pair) => pair,
+        Err(e) => {
+            refused(None, &format!("refused: {e}"));
+            return;
+        }
+    };
+    let sni = info(&accepted).server_name;
+    let Some(target) = table.hosts.get(sni.as_deref()) else {
+        let outcome = match &sni {
+            Some(_) => "refused: no route for this server name",
+            None => "refused: no server name, and no route takes every name",
+        };
+        refused(sni.as_deref(), outcome);
+        return;
+    };
+    let vhost = &table.vhosts[target.vhost];
+    let mut conn = Conn {
+        started,
+        route: Some(&target.route),
+        sni: sni.as_deref(),
+        tls: Some("passthrough"),
+        replay: &bytes,
+    };
+    let Some(config) = &vhost.terminate else {
+        forward(&mut client, peer, &target.to, cut, conn).await;
+        return;
+    };
+    conn.tls = Some("terminate");
+    conn.replay = &[];
+    let handshake = StartHandshake::from_parts(accepted, client).into_stream(Arc::clone(config));
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let mut stream = tokio::select! {
+        done = tokio::time::timeout(remaining, handshake) => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                refused(sni.as_deref(), &format!("refused: TLS handshake failed: {e}"));
+                return;
+            }
+            Err(_) => {
+                refused(sni.as_deref(), "refused: TLS handshake not complete in time");
+                return;
+            }
+        },
+        () = cut.cancelled() => return,
+    };
+    forward(&mut stream, peer, &target.to, cut, conn).await;
+}
