@@ -1,9 +1,11 @@
 //! `gatehouse demo`: a gateway on 127.0.0.1 in front of two built-in HTTP backends, with a
-//! third endpoint that is not running so that health checks and retries show in the log. It
+//! third endpoint that is not running so that health checks and retries show in the log, and
+//! a TLS listener that terminates with a demo certificate in front of the same backends. It
 //! runs through the same pipeline as a config file: the embedded YAML below is compiled and
 //! served by the same [`Supervisor`].
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gatehouse_config::load_str;
@@ -25,6 +27,14 @@ gateways:
         port: {GATEWAY_PORT}
         protocol: TCP
         backend: hello
+      - name: tls
+        port: {TLS_PORT}
+        protocol: TLS                # terminated here, then the same backends
+        tls:
+          certificates:              # a demo certificate for *.example.test (from examples/tls/)
+            - certFile: {CERT_DIR}/demo.crt
+              keyFile: {CERT_DIR}/demo.key
+        backend: hello
 backends:
   - name: hello
     balance: RoundRobin
@@ -40,9 +50,49 @@ backends:
       rise: 2
 "#;
 
-/// Runs the demo until SIGINT/SIGTERM. `port` is the gateway's port (if it is taken, a free
-/// one is used and printed).
-pub async fn demo(port: u16) -> Result<(), RunError> {
+/// The demo certificate (`example.test`, `*.example.test`), its key and its CA: the ones in
+/// `examples/tls/`, public and for demonstrations only.
+const DEMO_CERT: &str = include_str!("../../../examples/tls/example.crt");
+const DEMO_KEY: &str = include_str!("../../../examples/tls/example.key");
+const DEMO_CA: &str = include_str!("../../../examples/tls/ca.crt");
+
+/// A directory holding the demo certificate files, removed when dropped.
+struct DemoFiles(PathBuf);
+
+impl DemoFiles {
+    fn write() -> std::io::Result<DemoFiles> {
+        let dir = std::env::temp_dir().join(format!("gatehouse-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let files = DemoFiles(dir);
+        for (name, text) in [
+            ("demo.crt", DEMO_CERT),
+            ("demo.key", DEMO_KEY),
+            ("ca.crt", DEMO_CA),
+        ] {
+            std::fs::write(files.0.join(name), text)?;
+        }
+        Ok(files)
+    }
+}
+
+impl Drop for DemoFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `port` if it can be bound on 127.0.0.1, else 0 (a free one).
+async fn port_or_free(port: u16) -> u16 {
+    if TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
+        port
+    } else {
+        0
+    }
+}
+
+/// Runs the demo until SIGINT/SIGTERM. `port` and `tls_port` are the gateways' ports (if one
+/// is taken, a free one is used and printed).
+pub async fn demo(port: u16, tls_port: u16) -> Result<(), RunError> {
     let mut signals = Signals::install().map_err(|e| RunError::Setup(e.to_string()))?;
     let setup = |e: std::io::Error| RunError::Setup(format!("cannot start the demo backends: {e}"));
     let blue = TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
@@ -61,13 +111,12 @@ pub async fn demo(port: u16) -> Result<(), RunError> {
     tokio::spawn(hello_backend(blue, "blue"));
     tokio::spawn(hello_backend(green, "green"));
 
-    let port = if TcpListener::bind(("127.0.0.1", port)).await.is_ok() {
-        port
-    } else {
-        0
-    };
+    let files = DemoFiles::write()
+        .map_err(|e| RunError::Setup(format!("cannot write the demo certificate: {e}")))?;
     let text = DEMO_CONFIG
-        .replace("{GATEWAY_PORT}", &port.to_string())
+        .replace("{GATEWAY_PORT}", &port_or_free(port).await.to_string())
+        .replace("{TLS_PORT}", &port_or_free(tls_port).await.to_string())
+        .replace("{CERT_DIR}", &files.0.display().to_string())
         .replace("{BLUE_PORT}", &format!("{:<5}", blue_addr.port()))
         .replace("{GREEN_PORT}", &format!("{:<5}", green_addr.port()))
         .replace("{RED_PORT}", &format!("{red_port:<5}"));
@@ -76,12 +125,15 @@ pub async fn demo(port: u16) -> Result<(), RunError> {
     let supervisor = Supervisor::start(loaded.config)
         .await
         .map_err(RunError::Apply)?;
-    let gateway = supervisor
-        .local_addrs()
-        .first()
-        .map(|(_, a)| *a)
-        .ok_or_else(|| RunError::Setup("the demo gateway did not start".into()))?;
-    print_welcome(gateway, &text);
+    let addrs = supervisor.local_addrs();
+    let addr_of = |name: &str| {
+        addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| RunError::Setup(format!("the demo listener {name} did not start")))
+    };
+    print_welcome(addr_of("demo/web")?, addr_of("demo/tls")?, &files.0, &text);
 
     let reason = loop {
         match signals.next().await {
@@ -93,22 +145,27 @@ pub async fn demo(port: u16) -> Result<(), RunError> {
     Ok(())
 }
 
-fn print_welcome(gateway: SocketAddr, config: &str) {
+fn print_welcome(gateway: SocketAddr, tls: SocketAddr, files: &Path, config: &str) {
     let url = format!("http://{gateway}/");
+    let port = tls.port();
     println!(
         "\nGatehouse demo: a TCP gateway on {gateway} balancing over two built-in backends
-(blue and green) and a third endpoint (red) that is not running.
+(blue and green) and a third endpoint (red) that is not running, and a TLS gateway on
+{tls} that terminates with a demo certificate for *.example.test in front of them.
 
 Try, in another terminal:
   curl {url}
   for i in 1 2 3 4; do curl -s {url}; done      # blue and green take turns
   curl -s {url}healthz
+  curl --cacert {ca} --resolve demo.example.test:{port}:127.0.0.1 https://demo.example.test:{port}/
+  openssl s_client -connect {tls} -servername demo.example.test -brief </dev/null
 
 Within two seconds the log says `endpoint down` for red; until then, a connection
 that lands on red is retried on blue or green, and the client never sees it.
 
 The config this demo runs (check your own with `gatehouse check -c FILE`):
-"
+",
+        ca = files.join("ca.crt").display()
     );
     for line in config.lines() {
         println!("    {line}");

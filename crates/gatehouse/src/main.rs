@@ -55,9 +55,12 @@ enum Command {
     },
     /// Run a gateway on 127.0.0.1 in front of two built-in backends, no config file needed.
     Demo {
-        /// Port of the demo gateway (a free one is used if it is taken).
+        /// Port of the demo's TCP gateway (a free one is used if it is taken).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Port of the demo's TLS-terminating gateway (a free one is used if it is taken).
+        #[arg(long, default_value_t = 8443)]
+        tls_port: u16,
     },
 }
 
@@ -85,9 +88,9 @@ fn main() -> ExitCode {
             };
             serve(threads, gatehouse_app::run(options))
         }
-        Command::Demo { port } => {
+        Command::Demo { port, tls_port } => {
             let _flush_logs_at_exit = init_logging(cli.log_format, &cli.log);
-            serve(None, gatehouse_app::demo::demo(port))
+            serve(None, gatehouse_app::demo::demo(port, tls_port))
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod balancing;
 mod cli;
+mod demo;
 mod health;
 mod lifecycle;
 mod reload;
