@@ -48,7 +48,8 @@ impl Certificate {
             .map_err(|e| CertError::InvalidCertificate(format!("the leaf: {e}")))?;
         let mut names: Vec<String> = Vec::new();
         for name in parsed.valid_dns_names() {
-            let name = name.to_ascii_lowercase();
+            // SNI never has a trailing dot, so a SAN with one would never match otherwise.
+            let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
             if !names.contains(&name) {
                 names.push(name);
             }
@@ -92,8 +93,8 @@ impl Certificate {
         })
     }
 
-    /// The DNS names of the leaf's subjectAltName, lower case, wildcards as
-    /// `"*.example.com"`, in certificate order without duplicates.
+    /// The DNS names of the leaf's subjectAltName, lower case, without a trailing dot,
+    /// wildcards as `"*.example.com"`, in certificate order without duplicates.
     pub fn names(&self) -> &[String] {
         &self.names
     }
@@ -162,7 +163,6 @@ pub fn load_roots(pem: &[u8]) -> Result<rustls::RootCertStore, CertError> {
 
 /// Why a certificate, key or CA bundle could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum CertError {
     /// The PEM data holds no `CERTIFICATE` section.
     NoCertificate,

@@ -9,7 +9,14 @@
 //! The [`Accepted`] that comes out can continue a terminated handshake:
 //! `tokio_rustls::StartHandshake::from_parts(accepted, stream).into_stream(config)`. It holds
 //! (in rustls's record buffer) every byte fed after the hello, so nothing the client sent
-//! early is lost.
+//! early is lost; tokio-rustls processes those bytes together with the next read from the
+//! socket (in a handshake the client always sends more).
+//!
+//! What rustls refuses here, and so cannot be routed by SNI even for passthrough: hellos
+//! without a `signature_algorithms` extension (every TLS 1.0/1.1-only client), without null
+//! compression, or with an SNI that is not a valid DNS name. An IP address sent as SNI
+//! (which RFC 6066 forbids) is read as no SNI. rustls's alert for a refused hello is dropped:
+//! the caller just closes the connection.
 //!
 //! Before rustls sees anything, the first byte is checked: a TLS handshake record starts with
 //! `0x16`; anything else is [`HelloError::NotTls`] (with a hint when it looks like plaintext
@@ -46,7 +53,6 @@ pub struct HelloInfo {
 
 /// Why the bytes are not an acceptable ClientHello.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum HelloError {
     /// The first byte is not a TLS handshake record (`0x16`).
     NotTls {
@@ -281,7 +287,6 @@ pub fn info(accepted: &Accepted) -> HelloInfo {
 
 /// Why reading a hello from a socket failed.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum ReadHelloError {
     /// The bytes are not an acceptable ClientHello.
     Hello(HelloError),

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use gatehouse_tls::hello::{HelloReader, MAX_HELLO, info};
+use gatehouse_tls::hello::{HelloError, HelloReader, MAX_HELLO, info};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let mut pushed = 0;
     for piece in input.chunks(chunk) {
         let result = reader.push(piece);
-        if !matches!(result, Err(gatehouse_tls::hello::HelloError::TooLarge { .. })) {
+        if !matches!(result, Err(HelloError::TooLarge { .. })) {
             pushed += piece.len();
         }
         match result {

@@ -155,10 +155,18 @@ fn names_are_lower_case_with_wildcards_and_without_duplicates() {
             "*.Apps.example.com",
             "git.example.com",
             "192.168.1.10",
+            "Dotted.example.com.",
         ],
     );
     let cert = Certificate::from_pem(pem.cert.as_bytes(), pem.key.as_bytes()).unwrap();
-    assert_eq!(cert.names(), ["git.example.com", "*.apps.example.com"]);
+    assert_eq!(
+        cert.names(),
+        [
+            "git.example.com",
+            "*.apps.example.com",
+            "dotted.example.com"
+        ]
+    );
 }
 
 #[test]

@@ -354,3 +354,27 @@ fn random_garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn hellos_from_openssl() {
+    let tls13 = crate::common::fixture("openssl-tls13-hello.bin");
+    assert_eq!(read_whole(&tls13), git_info(&[b"h2", b"http/1.1"]));
+    for i in 0..tls13.len() {
+        let (a, b) = tls13.split_at(i);
+        assert_eq!(
+            read_in(&[a, b]),
+            git_info(&[b"h2", b"http/1.1"]),
+            "split at {i}"
+        );
+    }
+
+    // A TLS 1.0 hello has no signature_algorithms extension, which rustls requires even
+    // before any version is negotiated: such a client cannot be routed by SNI at all.
+    let tls10 = crate::common::fixture("openssl-tls10-hello.bin");
+    let err = HelloReader::new(MAX_HELLO).push(&tls10).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("SignatureAlgorithmsExtensionRequired"),
+        "{err}"
+    );
+}
