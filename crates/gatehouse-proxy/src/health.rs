@@ -124,7 +124,7 @@ fn record(pool: &Pool, endpoint: &Endpoint, check: &HealthCheck, result: Result<
 }
 
 /// One TCP or HTTP probe of one endpoint; `Err` says why it failed. (A TLS probe needs the
-/// pool's TLS settings: see [`crate::upstream`].)
+/// pool's TLS settings, so the checker runs it through the pool instead.)
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> {
     match tokio::time::timeout(check.timeout, probe_inner(addr, &check.kind)).await {
         Ok(result) => result,

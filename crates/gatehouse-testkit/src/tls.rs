@@ -257,7 +257,7 @@ fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// A plain search for the CN attribute OID (2.5.4.3, bytes `06 03 55 04 03`) is not enough:
 /// in a TBSCertificate the issuer name comes before the subject name, so the first CN found
 /// in a CA-issued leaf is the CA's. This walks the DER to the subject name instead:
-/// Certificate → TBSCertificate → [version], serial, signature, issuer, validity, subject.
+/// Certificate → TBSCertificate → (version), serial, signature, issuer, validity, subject.
 pub fn cn_of(der: &[u8]) -> Option<String> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
