@@ -302,5 +302,7 @@ fn service_for(
                 group, pools, previous,
             ))))
         }
+        // The config refuses HTTP listeners until the HTTP gateway serves them.
+        Protocol::Http | Protocol::Https => None,
     }
 }

@@ -387,6 +387,8 @@ impl Compiler {
                     routes: Vec::new(),
                     hostname: hostname.clone(),
                     tls: tls.clone(),
+                    http_routes: Vec::new(),
+                    http: None,
                     max_connections,
                     idle_timeout,
                 })
@@ -467,6 +469,8 @@ impl Compiler {
             }],
             hostname: None,
             tls: None,
+            http_routes: Vec::new(),
+            http: None,
             max_connections,
             idle_timeout,
         };

@@ -67,6 +67,8 @@ impl Compiler {
                 let tls = self.tls_settings(raw, name);
                 (hostname, tls.map(Some))
             }
+            // Refused by `protocol` until HTTP listeners compile.
+            Some(Protocol::Http | Protocol::Https) => (hostname, None),
         }
     }
 

@@ -66,6 +66,10 @@ pub enum Protocol {
     Tcp,
     /// TLS over TCP: routed by the ClientHello's server name, then passed through or terminated.
     Tls,
+    /// HTTP/1.1 and HTTP/2 (prior knowledge, h2c) in clear text, routed per request.
+    Http,
+    /// HTTP over TLS terminated here (ALPN `h2` and `http/1.1`), routed per request.
+    Https,
 }
 
 impl Protocol {
@@ -73,7 +77,7 @@ impl Protocol {
     /// and port share one socket.
     pub fn transport(self) -> Transport {
         match self {
-            Protocol::Tcp | Protocol::Tls => Transport::Tcp,
+            Protocol::Tcp | Protocol::Tls | Protocol::Http | Protocol::Https => Transport::Tcp,
         }
     }
 }
@@ -83,6 +87,8 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "TCP",
             Protocol::Tls => "TLS",
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
         })
     }
 }
@@ -186,6 +192,173 @@ pub struct RouteEntry {
     pub backend: String,
 }
 
+/// An HTTPRoute as attached to one listener: the names it serves there (intersected with the
+/// listener's hostname) and its rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRouteEntry {
+    /// The route's name.
+    pub route: String,
+    /// Host names served; a request matches if its host matches any.
+    pub hosts: Vec<HostMatch>,
+    /// The rules, in config order.
+    pub rules: Arc<Vec<HttpRule>>,
+}
+
+/// One rule of an HTTPRoute: any of its matches selects it; its filters run; its backends
+/// share the requests by weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRule {
+    /// Alternatives; a rule with none matches every request (as `PathPrefix /`).
+    pub matches: Vec<HttpMatch>,
+    /// Applied in order.
+    pub filters: Vec<HttpFilter>,
+    /// Where requests go, by weight. Empty only with a `RequestRedirect` filter (or the
+    /// request gets 500, as Gateway API says for a rule without backends).
+    pub backends: Vec<WeightedBackend>,
+    /// Limits on a request through this rule.
+    pub timeouts: HttpTimeouts,
+}
+
+/// A request matches when every present condition holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpMatch {
+    /// On the path (always present: `PathPrefix /` by default).
+    pub path: PathMatch,
+    /// On headers (names lower case).
+    pub headers: Vec<HeaderMatch>,
+    /// On query parameters (names as written, compared exactly).
+    pub query: Vec<QueryMatch>,
+    /// On the method (upper case).
+    pub method: Option<String>,
+}
+
+/// How a path is matched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathMatch {
+    /// The whole path, exactly.
+    Exact(String),
+    /// Whole path segments: `/api` matches `/api`, `/api/` and `/api/v1`, not `/apiv1`.
+    Prefix(String),
+    /// A regular expression that must match the whole path.
+    Regex(String),
+}
+
+/// How a header or query value is matched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StringMatch {
+    /// Exactly this value.
+    Exact(String),
+    /// A regular expression that must match the whole value.
+    Regex(String),
+}
+
+/// A condition on one header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderMatch {
+    /// Lower case.
+    pub name: String,
+    /// The value condition.
+    pub value: StringMatch,
+}
+
+/// A condition on one query parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryMatch {
+    /// The parameter name, compared exactly.
+    pub name: String,
+    /// The value condition.
+    pub value: StringMatch,
+}
+
+/// Gateway API HTTPRoute filters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpFilter {
+    /// Answer with a redirect instead of proxying.
+    RequestRedirect(Redirect),
+    /// Change request headers before proxying.
+    RequestHeaderModifier(HeaderModifier),
+    /// Change response headers before answering.
+    ResponseHeaderModifier(HeaderModifier),
+    /// Change the host and/or path sent to the backend.
+    UrlRewrite(UrlRewrite),
+}
+
+/// A `RequestRedirect`: each part left `None` keeps the request's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirect {
+    /// `http` or `https`.
+    pub scheme: Option<String>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Port (omitted from the location when it is the scheme's default).
+    pub port: Option<u16>,
+    /// Path change.
+    pub path: Option<PathModifier>,
+    /// 301 or 302 (Gateway API), also 303, 307, 308.
+    pub status: u16,
+}
+
+/// How a filter changes the path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathModifier {
+    /// Replace the whole path.
+    ReplaceFullPath(String),
+    /// Replace the part the rule's `PathPrefix` matched.
+    ReplacePrefixMatch(String),
+}
+
+/// Header changes: `set` replaces, `add` appends, `remove` deletes (names lower case).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderModifier {
+    /// Headers to set, replacing any value.
+    pub set: Vec<(String, String)>,
+    /// Headers to add, keeping existing values.
+    pub add: Vec<(String, String)>,
+    /// Header names to remove.
+    pub remove: Vec<String>,
+}
+
+/// A `URLRewrite`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlRewrite {
+    /// The `Host` sent to the backend.
+    pub hostname: Option<String>,
+    /// The path sent to the backend.
+    pub path: Option<PathModifier>,
+}
+
+/// A backend and its share of a rule's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedBackend {
+    /// Backend name.
+    pub backend: String,
+    /// Relative share; 0 takes none.
+    pub weight: u32,
+}
+
+/// Gateway API HTTPRoute timeouts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpTimeouts {
+    /// From the request's arrival to the end of the response headers (none: no limit beyond
+    /// the backend timeout).
+    pub request: Option<Duration>,
+    /// One attempt at the backend: connect, send, first byte of the response.
+    pub backend_request: Option<Duration>,
+}
+
+/// HTTP settings of an HTTP or HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Limit on receiving a request's headers (slow clients are cut off).
+    pub header_timeout: Duration,
+    /// Largest request head accepted; more is answered 431.
+    pub max_header_bytes: usize,
+    /// Most request headers accepted; more is answered 431.
+    pub max_headers: usize,
+    /// A kept-alive client connection with no request for this long is closed.
+    pub keepalive_timeout: Duration,
+}
+
 /// A certificate and key read from PEM files, as a terminating listener serves them.
 #[derive(Debug, Clone)]
 pub struct CertificateFiles {
@@ -250,8 +423,12 @@ pub struct Listener {
     pub routes: Vec<RouteEntry>,
     /// The listener's own `hostname` (TLS): names outside it are not served here.
     pub hostname: Option<HostPattern>,
-    /// TLS settings (TLS listeners only).
+    /// TLS settings (TLS and HTTPS listeners).
     pub tls: Option<ListenerTls>,
+    /// HTTP routes attached (HTTP and HTTPS listeners), in config order.
+    pub http_routes: Vec<HttpRouteEntry>,
+    /// HTTP settings (HTTP and HTTPS listeners).
+    pub http: Option<HttpSettings>,
     /// Connections beyond this are closed at once.
     pub max_connections: usize,
     /// A connection with no bytes either way for this long is closed.

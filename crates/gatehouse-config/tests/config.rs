@@ -1710,6 +1710,8 @@ fn defaults() {
             }],
             hostname: None,
             tls: None,
+            http_routes: vec![],
+            http: None,
             max_connections: 10_000,
             idle_timeout: secs(600),
         }]
@@ -2056,6 +2058,8 @@ fn forwards() {
             }],
             hostname: None,
             tls: None,
+            http_routes: vec![],
+            http: None,
             max_connections: 100,
             idle_timeout: secs(3600),
         }
