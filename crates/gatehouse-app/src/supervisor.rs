@@ -9,6 +9,7 @@ use gatehouse_config::Listener;
 use gatehouse_config::{Config, ConfigDiff, ListenerKey, Protocol, diff};
 use gatehouse_proxy::Pool;
 use gatehouse_proxy::bind::bind_tcp;
+use gatehouse_proxy::http::HttpSite;
 use gatehouse_proxy::tcp::{ConnectionControl, ListenerState, Route, Service, serve};
 use gatehouse_proxy::tls::SniTable;
 use tokio_util::sync::CancellationToken;
@@ -92,6 +93,7 @@ impl Supervisor {
             background: TaskTracker::new(),
             control: ConnectionControl {
                 tasks: TaskTracker::new(),
+                drain: CancellationToken::new(),
                 cut: CancellationToken::new(),
             },
         };
@@ -242,6 +244,8 @@ impl Supervisor {
         for running in self.listeners.values() {
             running.stop.cancel();
         }
+        // Kept-alive HTTP connections finish their request in flight and close.
+        self.control.drain.cancel();
         for pool in self.pools.values() {
             pool.stop();
         }
@@ -293,7 +297,7 @@ fn service_for(
                 pool: Arc::clone(pools.get(backend)?),
             }))
         }
-        Protocol::Tls => {
+        Protocol::Tls | Protocol::Https => {
             let previous = match previous {
                 Some(Service::Tls(table)) => Some(&**table),
                 _ => None,
@@ -302,7 +306,14 @@ fn service_for(
                 group, pools, previous,
             ))))
         }
-        // The config refuses HTTP listeners until the HTTP gateway serves them.
-        Protocol::Http | Protocol::Https => None,
+        Protocol::Http => {
+            let previous = match previous {
+                Some(Service::Http(site)) => Some(&**site),
+                _ => None,
+            };
+            Some(Service::Http(Arc::new(HttpSite::build(
+                group, pools, false, previous,
+            ))))
+        }
     }
 }

@@ -173,13 +173,18 @@ pub(crate) struct Draft {
     pub(crate) gateway: String,
     /// The listener's own name within its gateway.
     pub(crate) name: String,
+    pub(crate) protocol: Protocol,
+    /// The listener's own `hostname` (TLS, HTTP, HTTPS).
+    pub(crate) hostname: Option<HostPattern>,
     /// One per address the listener listens on.
     pub(crate) sockets: Vec<Listener>,
     pub(crate) origin_pos: Pos,
     /// The listener's own `backend`, served last, for names no route claims.
     pub(crate) default_backend: Option<String>,
-    /// Routes attached, in config order: entry and where the route is defined.
+    /// TLSRoutes attached, in config order: entry and where the route is defined.
     pub(crate) attached: Vec<(RouteEntry, Pos)>,
+    /// HTTPRoutes attached, in config order.
+    pub(crate) http_attached: Vec<HttpRouteEntry>,
 }
 
 impl Compiler {
@@ -367,6 +372,7 @@ impl Compiler {
             };
             let full_name = format!("{}/{}", gw.name.value, lname);
             let (hostname, tls) = self.listener_tls(raw, protocol, &full_name);
+            let http = self.listener_http(raw, protocol);
             if raw.backend.is_none() && protocol == Some(Protocol::Tcp) {
                 self.error(
                     pos(&raw.name),
@@ -388,7 +394,7 @@ impl Compiler {
                     hostname: hostname.clone(),
                     tls: tls.clone(),
                     http_routes: Vec::new(),
-                    http: None,
+                    http: http.clone(),
                     max_connections,
                     idle_timeout,
                 })
@@ -396,10 +402,13 @@ impl Compiler {
             out.push(Draft {
                 gateway: gw.name.value.clone(),
                 name: lname.to_owned(),
+                protocol,
+                hostname,
                 sockets,
                 origin_pos: pos(&raw.port),
                 default_backend: raw.backend.as_ref().map(|b| b.value.clone()),
                 attached: Vec::new(),
+                http_attached: Vec::new(),
             });
         }
     }
@@ -746,7 +755,9 @@ impl Compiler {
         match p.value.as_str() {
             "TCP" => Some(Protocol::Tcp),
             "TLS" => Some(Protocol::Tls),
-            "HTTP" | "HTTPS" | "UDP" => {
+            "HTTP" => Some(Protocol::Http),
+            "HTTPS" => Some(Protocol::Https),
+            "UDP" => {
                 self.error(
                     pos(p),
                     format!(
@@ -754,13 +765,13 @@ impl Compiler {
                         p.value
                     ),
                 )
-                .hint("this version proxies `TCP` and `TLS` listeners; HTTP and UDP are on the roadmap");
+                .hint("this version proxies `TCP`, `TLS`, `HTTP` and `HTTPS` listeners; UDP is on the roadmap");
                 None
             }
             other => {
                 let hint = match closest(other, ["TCP", "UDP", "TLS", "HTTP", "HTTPS"]) {
                     Some(best) => format!("did you mean `{best}`? (protocols are upper case)"),
-                    None => "use `TCP` or `TLS`".to_owned(),
+                    None => "use `TCP`, `TLS`, `HTTP` or `HTTPS`".to_owned(),
                 };
                 self.error(pos(p), format!("`{other}` is not a listener protocol"))
                     .hint(hint);
@@ -796,7 +807,7 @@ impl Compiler {
         )
     }
 
-    fn int_in(&mut self, v: &S<i64>, min: u32, max: u32, what: &str) -> Option<u32> {
+    pub(crate) fn int_in(&mut self, v: &S<i64>, min: u32, max: u32, what: &str) -> Option<u32> {
         match u32::try_from(v.value) {
             Ok(x) if (min..=max).contains(&x) => Some(x),
             _ => {
@@ -839,7 +850,9 @@ impl Compiler {
     }
 
     /// Two listeners on one socket cannot both be bound; nor can a wildcard and a specific
-    /// address on the same port and family.
+    /// address on the same port and family. Listeners that pick by host name share a socket
+    /// when their hostnames differ: HTTP ones by the Host header, TLS and HTTPS ones (with
+    /// each other) by the ClientHello's server name.
     fn check_binds(&mut self, listeners: &[Listener], origins: &[ListenerOrigin]) {
         let mut seen: Vec<(usize, &Listener)> = Vec::new();
         for (i, l) in listeners.iter().enumerate() {
@@ -853,55 +866,79 @@ impl Compiler {
                     continue;
                 }
                 let same = other.bind.ip() == l.bind.ip();
-                // TLS listeners share a socket when their hostnames tell them apart.
-                if same
-                    && l.protocol == Protocol::Tls
-                    && other.protocol == Protocol::Tls
-                    && l.hostname != other.hostname
-                {
+                let by_name = shares_by_hostname(l.protocol, other.protocol);
+                let first = origins[*j].pos;
+                if same && by_name && l.hostname != other.hostname {
+                    // A request's head is read before its Host header picks a listener, so
+                    // HTTP listeners on one socket must agree on how it is read.
+                    if l.protocol == Protocol::Http && l.http != other.http {
+                        self.error(
+                            origins[i].pos,
+                            format!(
+                                "HTTP listeners `{}` and `{}` share {} but not their `http` settings",
+                                origins[*j].name, origins[i].name, l.bind
+                            ),
+                        )
+                        .hint("a request is read before its Host header picks a listener: give both the same `http` settings")
+                        .note(first, format!("`{}` is defined", origins[*j].name));
+                        break;
+                    }
                     continue;
                 }
                 let overlap = other.bind.is_ipv4() == l.bind.is_ipv4()
                     && (other.bind.ip().is_unspecified() || l.bind.ip().is_unspecified());
-                if same || overlap {
-                    let msg = if same && l.protocol != other.protocol {
+                if !(same || overlap) {
+                    continue;
+                }
+                let msg = if same && by_name {
+                    if l.protocol == other.protocol {
                         format!(
-                            "listeners `{}` ({}) and `{}` ({}) both listen on {}",
-                            origins[*j].name, other.protocol, origins[i].name, l.protocol, l.bind
-                        )
-                    } else if same && l.protocol == Protocol::Tls {
-                        format!(
-                            "TLS listeners `{}` and `{}` both listen on {} with the same hostname",
-                            origins[*j].name, origins[i].name, l.bind
-                        )
-                    } else if same {
-                        format!(
-                            "listeners `{}` and `{}` both listen on {} {}",
-                            origins[*j].name, origins[i].name, l.protocol, l.bind
+                            "{} listeners `{}` and `{}` both listen on {} with the same hostname",
+                            l.protocol, origins[*j].name, origins[i].name, l.bind
                         )
                     } else {
                         format!(
-                            "listener `{}` on {} overlaps listener `{}` on {} ({} port {})",
-                            origins[i].name,
-                            l.bind,
-                            origins[*j].name,
-                            other.bind,
-                            l.protocol,
-                            l.bind.port()
+                            "listeners `{}` ({}) and `{}` ({}) both listen on {} with the same hostname",
+                            origins[*j].name, other.protocol, origins[i].name, l.protocol, l.bind
                         )
-                    };
-                    let first = origins[*j].pos;
-                    let hint =
-                        if same && l.protocol == Protocol::Tls && other.protocol == l.protocol {
-                            "TLS listeners can share a port when each has its own `hostname`"
-                        } else {
-                            "use another port, or merge them into one listener"
-                        };
-                    self.error(origins[i].pos, msg)
-                        .hint(hint)
-                        .note(first, format!("`{}` is defined", origins[*j].name));
-                    break;
-                }
+                    }
+                } else if same && l.protocol != other.protocol {
+                    format!(
+                        "listeners `{}` ({}) and `{}` ({}) both listen on {}",
+                        origins[*j].name, other.protocol, origins[i].name, l.protocol, l.bind
+                    )
+                } else if same {
+                    format!(
+                        "listeners `{}` and `{}` both listen on {} {}",
+                        origins[*j].name, origins[i].name, l.protocol, l.bind
+                    )
+                } else {
+                    format!(
+                        "listener `{}` on {} overlaps listener `{}` on {} ({} port {})",
+                        origins[i].name,
+                        l.bind,
+                        origins[*j].name,
+                        other.bind,
+                        l.protocol,
+                        l.bind.port()
+                    )
+                };
+                let cleartext_and_tls = matches!(
+                    (l.protocol, other.protocol),
+                    (Protocol::Http, Protocol::Tls | Protocol::Https)
+                        | (Protocol::Tls | Protocol::Https, Protocol::Http)
+                );
+                let hint = if same && by_name {
+                    "listeners can share a port when each has its own `hostname` (at most one without)"
+                } else if same && cleartext_and_tls {
+                    "cleartext HTTP and TLS cannot share a port: give each its own (say 80 and 443)"
+                } else {
+                    "use another port, or merge them into one listener"
+                };
+                self.error(origins[i].pos, msg)
+                    .hint(hint)
+                    .note(first, format!("`{}` is defined", origins[*j].name));
+                break;
             }
             seen.push((i, l));
         }
@@ -950,6 +987,13 @@ impl Compiler {
             }
         }
     }
+}
+
+/// Whether two listeners of these protocols can share a socket, told apart by host name: HTTP
+/// with HTTP (the Host header), TLS and HTTPS with each other (the server name).
+fn shares_by_hostname(a: Protocol, b: Protocol) -> bool {
+    use Protocol::*;
+    matches!((a, b), (Http, Http) | (Tls | Https, Tls | Https))
 }
 
 fn sorted(names: &[&str]) -> String {

@@ -59,6 +59,22 @@ pub struct RawListener {
     pub max_connections: Option<S<i64>>,
     #[serde(default)]
     pub idle_timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub http: Option<S<RawHttpSettings>>,
+}
+
+/// An HTTP or HTTPS listener's `http`: limits on reading requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHttpSettings {
+    #[serde(default)]
+    pub header_timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub max_header_bytes: Option<S<i64>>,
+    #[serde(default)]
+    pub max_headers: Option<S<i64>>,
+    #[serde(default)]
+    pub keepalive_timeout: Option<S<Scalar>>,
 }
 
 /// A listener's `tls`.
@@ -69,8 +85,9 @@ pub struct RawListenerTls {
     pub mode: Option<S<String>>,
     #[serde(default)]
     pub certificates: Vec<S<RawCertificate>>,
+    /// `None` when absent, so that an HTTPS listener can tell "the default" from `alpn: []`.
     #[serde(default)]
-    pub alpn: Vec<S<String>>,
+    pub alpn: Option<Vec<S<String>>>,
     #[serde(default)]
     pub min_version: Option<S<Scalar>>,
     #[serde(default)]
@@ -85,7 +102,9 @@ pub struct RawCertificate {
     pub key_file: S<String>,
 }
 
-/// A route (Gateway API `TLSRoute`): server names on some listeners, sent to a backend.
+/// A route (Gateway API `TLSRoute` or `HTTPRoute`): host names on some listeners, sent to
+/// backends. One shape for both kinds, so that a key of the other kind is explained by
+/// `compile` ("`rules` only applies to HTTPRoutes") rather than refused as unknown.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRoute {
@@ -97,6 +116,163 @@ pub struct RawRoute {
     pub hostnames: Vec<S<String>>,
     #[serde(default)]
     pub backend: Option<S<String>>,
+    #[serde(default)]
+    pub rules: Option<S<Vec<S<RawHttpRule>>>>,
+}
+
+/// One rule of an HTTPRoute (Gateway API `HTTPRouteRule`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHttpRule {
+    #[serde(default)]
+    pub matches: Vec<S<RawHttpMatch>>,
+    #[serde(default)]
+    pub filters: Vec<S<RawHttpFilter>>,
+    #[serde(default)]
+    pub backend_refs: Vec<S<RawBackendRef>>,
+    #[serde(default)]
+    pub timeouts: Option<S<RawHttpTimeouts>>,
+}
+
+/// Gateway API `HTTPRouteMatch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHttpMatch {
+    #[serde(default)]
+    pub path: Option<S<RawPathMatch>>,
+    #[serde(default)]
+    pub headers: Vec<S<RawValueMatch>>,
+    #[serde(default)]
+    pub query_params: Vec<S<RawValueMatch>>,
+    #[serde(default)]
+    pub method: Option<S<String>>,
+}
+
+/// Gateway API `HTTPPathMatch`: both keys default (`PathPrefix`, `/`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPathMatch {
+    #[serde(default, rename = "type")]
+    pub kind: Option<S<String>>,
+    #[serde(default)]
+    pub value: Option<S<String>>,
+}
+
+/// A header or query parameter condition (Gateway API `HTTPHeaderMatch`,
+/// `HTTPQueryParamMatch`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawValueMatch {
+    #[serde(default, rename = "type")]
+    pub kind: Option<S<String>>,
+    pub name: S<String>,
+    pub value: S<String>,
+}
+
+/// Gateway API `HTTPRouteFilter`. The keys of filter types this version does not implement
+/// are read (and ignored) so that `compile` can say which type is not supported instead of
+/// calling its key unknown.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHttpFilter {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    #[serde(default)]
+    pub request_redirect: Option<S<RawRedirect>>,
+    #[serde(default)]
+    pub request_header_modifier: Option<S<RawHeaderModifier>>,
+    #[serde(default)]
+    pub response_header_modifier: Option<S<RawHeaderModifier>>,
+    #[serde(default)]
+    pub url_rewrite: Option<S<RawUrlRewrite>>,
+    #[serde(default)]
+    pub request_mirror: Option<S<de::IgnoredAny>>,
+    #[serde(default)]
+    pub cors: Option<S<de::IgnoredAny>>,
+    #[serde(default)]
+    pub external_auth: Option<S<de::IgnoredAny>>,
+    #[serde(default)]
+    pub extension_ref: Option<S<de::IgnoredAny>>,
+}
+
+/// Gateway API `HTTPRequestRedirectFilter`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRedirect {
+    #[serde(default)]
+    pub scheme: Option<S<String>>,
+    #[serde(default)]
+    pub hostname: Option<S<String>>,
+    #[serde(default)]
+    pub port: Option<S<i64>>,
+    #[serde(default)]
+    pub path: Option<S<RawPathModifier>>,
+    #[serde(default)]
+    pub status_code: Option<S<i64>>,
+}
+
+/// Gateway API `HTTPURLRewriteFilter`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUrlRewrite {
+    #[serde(default)]
+    pub hostname: Option<S<String>>,
+    #[serde(default)]
+    pub path: Option<S<RawPathModifier>>,
+}
+
+/// Gateway API `HTTPPathModifier`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPathModifier {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    #[serde(default)]
+    pub replace_full_path: Option<S<String>>,
+    #[serde(default)]
+    pub replace_prefix_match: Option<S<String>>,
+}
+
+/// Gateway API `HTTPHeaderFilter`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHeaderModifier {
+    #[serde(default)]
+    pub set: Vec<S<RawHeader>>,
+    #[serde(default)]
+    pub add: Vec<S<RawHeader>>,
+    #[serde(default)]
+    pub remove: Vec<S<String>>,
+}
+
+/// A header name and value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHeader {
+    pub name: S<String>,
+    pub value: S<String>,
+}
+
+/// Gateway API `HTTPBackendRef`, naming a Gatehouse backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackendRef {
+    pub name: S<String>,
+    #[serde(default)]
+    pub weight: Option<S<i64>>,
+    /// Refused by `compile`: a Gatehouse backend has its own ports.
+    #[serde(default)]
+    pub port: Option<S<i64>>,
+}
+
+/// Gateway API `HTTPRouteTimeouts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHttpTimeouts {
+    #[serde(default)]
+    pub request: Option<S<Scalar>>,
+    #[serde(default)]
+    pub backend_request: Option<S<Scalar>>,
 }
 
 /// Where a route attaches: `GATEWAY`, `GATEWAY/LISTENER`, or the Gateway API mapping

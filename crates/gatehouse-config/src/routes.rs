@@ -1,7 +1,9 @@
-//! Compiling TLS: listener `tls` and `hostname`, routes and how they attach to listeners, and
-//! backend `tls`. Certificate and CA files are read and parsed here, so that `gatehouse check`
-//! finds a missing file, a key that does not match its certificate or a bad PEM block, and so
-//! that a renewed certificate makes the compiled config differ (which is how a reload sees it).
+//! Compiling TLS and routes: listener `tls` and `hostname`, how routes (of every kind) attach
+//! to listeners, the TLSRoute itself, each listener's route table, and backend `tls`.
+//! Certificate and CA files are read and parsed here, so that `gatehouse check` finds a
+//! missing file, a key that does not match its certificate or a bad PEM block, and so that a
+//! renewed certificate makes the compiled config differ (which is how a reload sees it).
+//! HTTPRoute rules are compiled in [`crate::http_routes`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use gatehouse_tls::certs::{Certificate, load_roots};
 
 use crate::compile::{BackendRef, Compiler, Draft, ListenerOrigin, pos, pos_or};
 use crate::diag::Pos;
+use crate::http_routes::forward_all;
 use crate::model::{RawBackendTls, RawCertificate, RawListener, RawRoute, S};
 use crate::parse::{closest, parse_host_pattern};
 use crate::types::*;
@@ -29,9 +32,71 @@ const SYSTEM_CA_BUNDLES: [&str; 3] = [
 /// Route kinds: those this version serves, and those it knows but refuses.
 const ROUTE_KINDS: [&str; 5] = ["TLSRoute", "HTTPRoute", "TCPRoute", "UDPRoute", "GRPCRoute"];
 
+/// ALPN protocols an HTTPS listener offers unless `alpn` says otherwise.
+const HTTPS_ALPN: [&str; 2] = ["h2", "http/1.1"];
+
+/// The route kinds this version serves, and which listeners each attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteKind {
+    Tls,
+    Http,
+}
+
+impl RouteKind {
+    fn attaches_to(self, p: Protocol) -> bool {
+        match self {
+            RouteKind::Tls => p == Protocol::Tls,
+            RouteKind::Http => matches!(p, Protocol::Http | Protocol::Https),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            RouteKind::Tls => "TLSRoute",
+            RouteKind::Http => "HTTPRoute",
+        }
+    }
+
+    /// The listeners it attaches to, as messages name them.
+    fn listeners(self) -> &'static str {
+        match self {
+            RouteKind::Tls => "TLS",
+            RouteKind::Http => "HTTP or HTTPS",
+        }
+    }
+
+    /// The `protocol` values of those listeners.
+    fn protocols(self) -> &'static str {
+        match self {
+            RouteKind::Tls => "`protocol: TLS`",
+            RouteKind::Http => "`protocol: HTTP` or `HTTPS`",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            RouteKind::Tls => {
+                "a TLSRoute attaches to `protocol: TLS` listeners (an HTTPRoute to HTTP and HTTPS ones); a TCP listener sends everything to its `backend`"
+            }
+            RouteKind::Http => {
+                "an HTTPRoute attaches to `protocol: HTTP` and `HTTPS` listeners (a TLSRoute to TLS ones); a TCP listener sends everything to its `backend`"
+            }
+        }
+    }
+}
+
+/// What a route sends to, compiled once for every listener it attaches to.
+enum RouteAction {
+    /// A TLSRoute's backend.
+    Tls(String),
+    /// An HTTPRoute's rules.
+    Http(Arc<Vec<HttpRule>>),
+}
+
 impl Compiler {
     /// A listener's `hostname` and `tls`. Returns `(hostname, Some(tls))` when they are
-    /// consistent with its protocol (`Some(None)` for a TCP listener), `None` for `tls` on error.
+    /// consistent with its protocol (`Some(None)` for a TCP or HTTP listener), `None` for `tls`
+    /// on error.
     pub(crate) fn listener_tls(
         &mut self,
         raw: &RawListener,
@@ -52,34 +117,52 @@ impl Compiler {
         match protocol {
             None => (hostname, None),
             Some(Protocol::Tcp) => {
-                for (key, at) in [
-                    ("hostname", raw.hostname.as_ref().map(pos)),
-                    ("tls", raw.tls.as_ref().map(pos)),
-                ] {
-                    if let Some(at) = at {
-                        self.error(at, format!("`{key}` only applies to TLS listeners"))
-                            .hint("add `protocol: TLS` to the listener, or remove this key");
-                    }
+                if let Some(h) = &raw.hostname {
+                    self.error(pos(h), "`hostname` only applies to TLS, HTTP and HTTPS listeners")
+                        .hint("a TCP listener cannot tell names apart: add `protocol: TLS` (or `HTTP`, `HTTPS`) to the listener, or remove this key");
+                }
+                if let Some(t) = &raw.tls {
+                    self.error(pos(t), "`tls` only applies to TLS and HTTPS listeners")
+                        .hint(
+                            "add `protocol: TLS` (or `HTTPS`) to the listener, or remove this key",
+                        );
                 }
                 (None, Some(None))
             }
-            Some(Protocol::Tls) => {
-                let tls = self.tls_settings(raw, name);
+            Some(Protocol::Http) => {
+                if let Some(t) = &raw.tls {
+                    self.error(pos(t), "`tls` does not apply to HTTP listeners")
+                        .hint("HTTP is cleartext: use `protocol: HTTPS` to terminate TLS and serve HTTP inside it, or remove this key");
+                }
+                (hostname, Some(None))
+            }
+            Some(p @ (Protocol::Tls | Protocol::Https)) => {
+                let tls = self.tls_settings(raw, name, p);
                 (hostname, tls.map(Some))
             }
-            // Refused by `protocol` until HTTP listeners compile.
-            Some(Protocol::Http | Protocol::Https) => (hostname, None),
         }
     }
 
-    fn tls_settings(&mut self, raw: &RawListener, name: &str) -> Option<ListenerTls> {
+    /// A TLS or HTTPS listener's `tls`. HTTPS always terminates, and offers `h2` and
+    /// `http/1.1` by ALPN unless `alpn` is given.
+    fn tls_settings(
+        &mut self,
+        raw: &RawListener,
+        name: &str,
+        protocol: Protocol,
+    ) -> Option<ListenerTls> {
         let at = pos(&raw.name);
+        let https = protocol == Protocol::Https;
         let Some(t) = &raw.tls else {
             self.error(
                 at,
-                format!("TLS listener `{name}` has no `tls` settings"),
+                format!("{protocol} listener `{name}` has no `tls` settings"),
             )
-            .hint("add `tls: {mode: Passthrough}` to route by server name without terminating, or `tls:` with `certificates` to terminate");
+            .hint(if https {
+                "an HTTPS listener terminates TLS: add `tls:` with `certificates`"
+            } else {
+                "add `tls: {mode: Passthrough}` to route by server name without terminating, or `tls:` with `certificates` to terminate"
+            });
             return None;
         };
         let t = &t.value;
@@ -103,11 +186,17 @@ impl Compiler {
                 return None;
             }
         };
+        if passthrough && https {
+            let at = t.mode.as_ref().map_or(at, pos);
+            self.error(at, format!("HTTPS listener `{name}` cannot pass TLS through"))
+                .hint("an HTTPS listener terminates TLS to read the requests; to route by server name without terminating, use `protocol: TLS` with `mode: Passthrough`");
+            return None;
+        }
         if passthrough {
             let mut ok = true;
             for (key, at) in [
                 ("certificates", t.certificates.first().map(pos)),
-                ("alpn", t.alpn.first().map(pos)),
+                ("alpn", t.alpn.iter().flatten().next().map(pos)),
                 ("minVersion", t.min_version.as_ref().map(pos)),
             ] {
                 if let Some(at) = at {
@@ -124,9 +213,13 @@ impl Compiler {
         if t.certificates.is_empty() {
             self.error(
                 at,
-                format!("TLS listener `{name}` terminates TLS but has no `certificates`"),
+                format!("{protocol} listener `{name}` terminates TLS but has no `certificates`"),
             )
-            .hint("list certificate and key files under `tls.certificates`, or set `tls.mode: Passthrough`");
+            .hint(if https {
+                "list certificate and key files under `tls.certificates`"
+            } else {
+                "list certificate and key files under `tls.certificates`, or set `tls.mode: Passthrough`"
+            });
             return None;
         }
         let certificates: Vec<CertificateFiles> = t
@@ -134,9 +227,18 @@ impl Compiler {
             .iter()
             .filter_map(|c| self.certificate(c))
             .collect();
-        let mut alpn = Vec::new();
-        for a in &t.alpn {
-            if a.value.is_empty() || a.value.len() > 255 || !a.value.is_ascii() {
+        let mut alpn = match (&t.alpn, https) {
+            (None, true) => HTTPS_ALPN.map(str::to_owned).to_vec(),
+            _ => Vec::new(),
+        };
+        for a in t.alpn.iter().flatten() {
+            if https && !HTTPS_ALPN.contains(&a.value.as_str()) {
+                self.error(
+                    pos(a),
+                    format!("an HTTPS listener speaks `h2` and `http/1.1`, not `{}`", a.value),
+                )
+                .hint("offer `h2` and/or `http/1.1` (the default is both; `alpn: []` offers none, so clients use HTTP/1.1)");
+            } else if a.value.is_empty() || a.value.len() > 255 || !a.value.is_ascii() {
                 self.error(
                     pos(a),
                     format!("`{}` is not an ALPN protocol name", a.value),
@@ -285,7 +387,7 @@ impl Compiler {
         })
     }
 
-    /// Attaches every route to the listeners its `parentRefs` name.
+    /// Compiles every route and attaches it to the listeners its `parentRefs` name.
     pub(crate) fn routes<'a>(
         &mut self,
         routes: &'a [S<RawRoute>],
@@ -306,6 +408,8 @@ impl Compiler {
                     names.insert(name, pos(&raw.name));
                 }
             }
+            // Recorded even for a route refused below, so that its backend is not also
+            // reported as unused.
             if let Some(b) = &raw.backend {
                 references.push(BackendRef {
                     owner: format!("route `{name}`"),
@@ -313,30 +417,30 @@ impl Compiler {
                     pos: pos(b),
                 });
             }
-            match raw.kind.value.as_str() {
-                "TLSRoute" => {}
-                kind @ ("HTTPRoute" | "TCPRoute" | "UDPRoute" | "GRPCRoute") => {
+            let kind = match raw.kind.value.as_str() {
+                "TLSRoute" => RouteKind::Tls,
+                "HTTPRoute" => RouteKind::Http,
+                kind @ ("TCPRoute" | "UDPRoute" | "GRPCRoute") => {
                     self.error(
                         pos(&raw.kind),
                         format!("route kind `{kind}` is not supported by this version yet"),
                     )
-                    .hint("this version routes TLS by server name (`TLSRoute`); a TCP listener's `backend` does what a TCPRoute would");
+                    .hint("this version routes TLS by server name (`TLSRoute`) and HTTP requests (`HTTPRoute`); a TCP listener's `backend` does what a TCPRoute would");
                     continue;
                 }
                 other => {
                     let hint = match closest(other, ROUTE_KINDS) {
                         Some(best) => format!("did you mean `{best}`?"),
-                        None => "use `TLSRoute`".to_owned(),
+                        None => "use `TLSRoute` or `HTTPRoute`".to_owned(),
                     };
                     self.error(pos(&raw.kind), format!("`{other}` is not a route kind"))
                         .hint(hint);
                     continue;
                 }
-            }
-            let Some(backend) = &raw.backend else {
-                self.error(pos(&raw.name), format!("route `{name}` has no `backend`"))
-                    .hint("name the backend pool that receives the connections: `backend: NAME`");
-                continue;
+            };
+            let action = match kind {
+                RouteKind::Tls => self.tls_route(r),
+                RouteKind::Http => self.http_route(r, references).map(RouteAction::Http),
             };
             let mut hostnames = Vec::new();
             for h in &raw.hostnames {
@@ -353,18 +457,22 @@ impl Compiler {
                     pos(&raw.name),
                     format!("route `{name}` has no `parentRefs`"),
                 )
-                .hint("name the listeners it attaches to, e.g. `parentRefs: [edge/tls]`");
+                .hint("name the listeners it attaches to, e.g. `parentRefs: [edge/web]`");
                 continue;
             }
             for parent in &raw.parent_refs {
-                let targets = self.parent_targets(name, parent, gateways, drafts);
+                // Resolved even when the route itself did not compile: every error, once.
+                let targets = self.parent_targets(name, kind, parent, gateways, drafts);
+                let Some(action) = &action else { continue };
                 for index in targets {
                     let draft = &mut drafts[index];
-                    let listener_host = draft.sockets.first().and_then(|l| l.hostname.clone());
-                    let hosts = effective_hosts(listener_host.as_ref(), &hostnames);
+                    let hosts = effective_hosts(draft.hostname.as_ref(), &hostnames);
                     if hosts.is_empty() {
-                        let listener_host =
-                            listener_host.map(|h| h.to_string()).unwrap_or_default();
+                        let listener_host = draft
+                            .hostname
+                            .as_ref()
+                            .map(|h| h.to_string())
+                            .unwrap_or_default();
                         self.warn(
                             pos_or(&parent.value.gateway, parent),
                             format!(
@@ -374,24 +482,49 @@ impl Compiler {
                         );
                         continue;
                     }
-                    draft.attached.push((
-                        RouteEntry {
+                    match action {
+                        RouteAction::Tls(backend) => draft.attached.push((
+                            RouteEntry {
+                                route: name.to_owned(),
+                                hosts,
+                                backend: backend.clone(),
+                            },
+                            pos(&raw.name),
+                        )),
+                        RouteAction::Http(rules) => draft.http_attached.push(HttpRouteEntry {
                             route: name.to_owned(),
                             hosts,
-                            backend: backend.value.clone(),
-                        },
-                        pos(&raw.name),
-                    ));
+                            rules: Arc::clone(rules),
+                        }),
+                    }
                 }
             }
         }
     }
 
+    /// A TLSRoute: one `backend` for every server name it lists.
+    fn tls_route(&mut self, r: &S<RawRoute>) -> Option<RouteAction> {
+        let raw = &r.value;
+        let name = raw.name.value.as_str();
+        if let Some(rules) = &raw.rules {
+            self.error(pos(rules), "`rules` only applies to HTTPRoutes")
+                .hint("a TLSRoute sends every connection for its hostnames to its `backend`; for rules, attach an `HTTPRoute` to an HTTP or HTTPS listener");
+            return None;
+        }
+        let Some(backend) = &raw.backend else {
+            self.error(pos(&raw.name), format!("route `{name}` has no `backend`"))
+                .hint("name the backend pool that receives the connections: `backend: NAME`");
+            return None;
+        };
+        Some(RouteAction::Tls(backend.value.clone()))
+    }
+
     /// The drafts (indices) a parent reference selects; errors for names that do not exist or
-    /// for listeners a TLSRoute cannot attach to.
+    /// for listeners a route of this kind cannot attach to.
     fn parent_targets(
         &mut self,
         route: &str,
+        kind: RouteKind,
         parent: &S<crate::model::RawParentRef>,
         gateways: &HashMap<&str, Pos>,
         drafts: &[Draft],
@@ -445,23 +578,28 @@ impl Compiler {
                     return Vec::new();
                 }
                 for &i in &found {
-                    if drafts[i].sockets.first().map(|s| s.protocol) != Some(Protocol::Tls) {
+                    if !kind.attaches_to(drafts[i].protocol) {
                         self.error(
                             pos_or(l, parent),
                             format!(
-                                "TLSRoute `{route}` attaches to `{gateway}/{}`, which is not a TLS listener",
-                                l.value
+                                "{} `{route}` attaches to `{gateway}/{}`, which is not {} listener",
+                                kind.name(),
+                                l.value,
+                                match kind {
+                                    RouteKind::Tls => "a TLS",
+                                    RouteKind::Http => "an HTTP or HTTPS",
+                                },
                             ),
                         )
-                        .hint("a TLSRoute attaches to `protocol: TLS` listeners; a TCP listener sends everything to its `backend`");
+                        .hint(kind.hint());
                         return Vec::new();
                     }
                 }
                 found
             }
-            // The whole gateway: every TLS listener of it.
+            // The whole gateway: every listener of it that this kind attaches to.
             None => in_gateway()
-                .filter(|(_, d)| d.sockets.first().map(|s| s.protocol) == Some(Protocol::Tls))
+                .filter(|(_, d)| kind.attaches_to(d.protocol))
                 .map(|(i, _)| i)
                 .collect(),
         };
@@ -476,9 +614,15 @@ impl Compiler {
         if selected.is_empty() {
             self.error(
                 at,
-                format!("route `{route}` attaches to no TLS listener of gateway `{gateway}`"),
+                format!(
+                    "route `{route}` attaches to no {} listener of gateway `{gateway}`",
+                    kind.listeners()
+                ),
             )
-            .hint("check `parentRefs`: the gateway needs a `protocol: TLS` listener (on that port, if `port` is set)");
+            .hint(format!(
+                "check `parentRefs`: the gateway needs a {} listener (on that port, if `port` is set)",
+                kind.protocols()
+            ));
         }
         selected
     }
@@ -495,62 +639,23 @@ impl Compiler {
         let mut origins = Vec::new();
         for draft in drafts {
             let full = format!("{}/{}", draft.gateway, draft.name);
-            let mut claimed: HashMap<HostMatch, &str> = HashMap::new();
-            for (entry, at) in &draft.attached {
-                for host in &entry.hosts {
-                    if let Some(first) = claimed.get(host) {
-                        self.warn(
-                            *at,
-                            format!(
-                                "routes `{first}` and `{}` both serve `{host}` on `{full}`; `{first}`, listed first, wins",
-                                entry.route
-                            ),
-                        );
-                    } else {
-                        claimed.insert(host.clone(), &entry.route);
-                    }
+            // The listener's own `backend` serves whatever its hostname covers.
+            let default_host = match &draft.hostname {
+                Some(h) => HostMatch::Pattern(h.clone()),
+                None => HostMatch::Any,
+            };
+            let (routes, http_routes) = match draft.protocol {
+                Protocol::Tcp | Protocol::Tls => (
+                    self.tls_table(&draft, &full, default_host, backends),
+                    Vec::new(),
+                ),
+                Protocol::Http | Protocol::Https => {
+                    (Vec::new(), self.http_table(&draft, &full, default_host))
                 }
-            }
-            let mut routes: Vec<RouteEntry> =
-                draft.attached.iter().map(|(e, _)| e.clone()).collect();
-            let first = draft.sockets.first();
-            if let Some(backend) = &draft.default_backend {
-                let host = match first.and_then(|l| l.hostname.clone()) {
-                    Some(h) => HostMatch::Pattern(h),
-                    None => HostMatch::Any,
-                };
-                routes.push(RouteEntry {
-                    route: "default".to_owned(),
-                    hosts: vec![host],
-                    backend: backend.clone(),
-                });
-            }
-            if routes.is_empty() {
-                self.warn(
-                    draft.origin_pos,
-                    format!("TLS listener `{full}` has no routes and no `backend`: it closes every connection"),
-                )
-                .hint("attach a TLSRoute to it, or give it a `backend` for every server name");
-            }
-            let passthrough = first.is_some_and(|l| {
-                matches!(l.tls.as_ref().map(|t| &t.mode), Some(TlsMode::Passthrough))
-            });
-            if passthrough {
-                for r in &routes {
-                    if backends.get(&r.backend).is_some_and(|b| b.tls.is_some()) {
-                        self.error(
-                            draft.origin_pos,
-                            format!(
-                                "Passthrough listener `{full}` sends connections to backend `{}`, which has `tls`",
-                                r.backend
-                            ),
-                        )
-                        .hint("in Passthrough mode the client's own TLS goes to the backend untouched: remove the backend's `tls`, or terminate here");
-                    }
-                }
-            }
+            };
             for mut socket in draft.sockets {
                 socket.routes = routes.clone();
+                socket.http_routes = http_routes.clone();
                 origins.push(ListenerOrigin {
                     name: full.clone(),
                     pos: draft.origin_pos,
@@ -559,6 +664,93 @@ impl Compiler {
             }
         }
         (listeners, origins)
+    }
+
+    /// The route table of a TCP or TLS listener.
+    fn tls_table(
+        &mut self,
+        draft: &Draft,
+        full: &str,
+        default_host: HostMatch,
+        backends: &BTreeMap<String, Arc<Backend>>,
+    ) -> Vec<RouteEntry> {
+        let mut claimed: HashMap<&HostMatch, &str> = HashMap::new();
+        for (entry, at) in &draft.attached {
+            for host in &entry.hosts {
+                if let Some(first) = claimed.get(host) {
+                    self.warn(
+                        *at,
+                        format!(
+                            "routes `{first}` and `{}` both serve `{host}` on `{full}`; `{first}`, listed first, wins",
+                            entry.route
+                        ),
+                    );
+                } else {
+                    claimed.insert(host, &entry.route);
+                }
+            }
+        }
+        let mut routes: Vec<RouteEntry> = draft.attached.iter().map(|(e, _)| e.clone()).collect();
+        if let Some(backend) = &draft.default_backend {
+            routes.push(RouteEntry {
+                route: "default".to_owned(),
+                hosts: vec![default_host],
+                backend: backend.clone(),
+            });
+        }
+        if routes.is_empty() {
+            self.warn(
+                draft.origin_pos,
+                format!("TLS listener `{full}` has no routes and no `backend`: it closes every connection"),
+            )
+            .hint("attach a TLSRoute to it, or give it a `backend` for every server name");
+        }
+        let passthrough = draft
+            .sockets
+            .first()
+            .is_some_and(|l| matches!(l.tls.as_ref().map(|t| &t.mode), Some(TlsMode::Passthrough)));
+        if passthrough {
+            for r in &routes {
+                if backends.get(&r.backend).is_some_and(|b| b.tls.is_some()) {
+                    self.error(
+                        draft.origin_pos,
+                        format!(
+                            "Passthrough listener `{full}` sends connections to backend `{}`, which has `tls`",
+                            r.backend
+                        ),
+                    )
+                    .hint("in Passthrough mode the client's own TLS goes to the backend untouched: remove the backend's `tls`, or terminate here");
+                }
+            }
+        }
+        routes
+    }
+
+    /// The HTTP route table of an HTTP or HTTPS listener: attached HTTPRoutes in config order
+    /// (two routes serving the same host is normal here: their rules are merged by
+    /// precedence), then the listener's own `backend` as a route named `default`.
+    fn http_table(
+        &mut self,
+        draft: &Draft,
+        full: &str,
+        default_host: HostMatch,
+    ) -> Vec<HttpRouteEntry> {
+        let mut routes = draft.http_attached.clone();
+        if let Some(backend) = &draft.default_backend {
+            routes.push(HttpRouteEntry {
+                route: "default".to_owned(),
+                hosts: vec![default_host],
+                rules: Arc::new(vec![forward_all(backend)]),
+            });
+        }
+        if routes.is_empty() {
+            self.warn(
+                draft.origin_pos,
+                format!("{} listener `{full}` has no routes and no `backend`: it answers every request with 404", draft.protocol),
+            )
+            .hint("attach an HTTPRoute to it, or give it a `backend` for every request");
+        }
+        routes
     }
 }
 

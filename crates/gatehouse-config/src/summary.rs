@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::types::{BackendVerify, Config, HealthCheckKind, TlsMode, format_duration};
+use crate::types::{
+    BackendVerify, Config, HeaderModifier, HealthCheckKind, HttpFilter, HttpMatch, HttpRule,
+    PathMatch, PathModifier, Redirect, TlsMode, format_duration,
+};
 
 impl Config {
     /// Listeners, backends and health checks, as a few aligned lines.
@@ -12,9 +15,9 @@ impl Config {
         for l in &self.listeners {
             let _ = writeln!(
                 out,
-                "  {:<24} {} {:<22} -> {:<16} max {} conns, idle {}",
+                "  {:<24} {:<5} {:<22} -> {:<16} max {} conns, idle {}",
                 l.name,
-                l.protocol,
+                l.protocol.to_string(),
                 l.bind.to_string(),
                 l.backends().join(", "),
                 l.max_connections,
@@ -70,6 +73,30 @@ impl Config {
                         hosts.join(", "),
                         r.backend
                     );
+                }
+            }
+            if let Some(h) = &l.http {
+                let _ = writeln!(
+                    out,
+                    "  {:<24} http: headers within {}, at most {} bytes and {} headers; keep-alive {}",
+                    "",
+                    format_duration(h.header_timeout),
+                    h.max_header_bytes,
+                    h.max_headers,
+                    format_duration(h.keepalive_timeout)
+                );
+            }
+            for r in &l.http_routes {
+                let hosts: Vec<String> = r.hosts.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<24} route {:<16} {}",
+                    "",
+                    r.route,
+                    hosts.join(", ")
+                );
+                for rule in r.rules.iter() {
+                    let _ = writeln!(out, "  {:<24}   {}", "", rule_line(rule));
                 }
             }
         }
@@ -158,5 +185,114 @@ impl Config {
             }
         }
         out
+    }
+}
+
+/// One HTTP rule on one line: `PathPrefix /api, GET, 2 headers -> app (w1), api2 (w3)`, or
+/// `-> redirect 301 https://<host><path>`, then what its other filters and timeouts do.
+fn rule_line(rule: &HttpRule) -> String {
+    let matches = if rule.matches.is_empty() {
+        "PathPrefix /".to_owned()
+    } else {
+        let each: Vec<String> = rule.matches.iter().map(match_text).collect();
+        each.join(" | ")
+    };
+    let redirect = rule.filters.iter().find_map(|f| match f {
+        HttpFilter::RequestRedirect(r) => Some(r),
+        _ => None,
+    });
+    let target = match redirect {
+        Some(r) => redirect_text(r),
+        None if rule.backends.is_empty() => "500 (no backends)".to_owned(),
+        None => {
+            let each: Vec<String> = rule
+                .backends
+                .iter()
+                .map(|b| format!("{} (w{})", b.backend, b.weight))
+                .collect();
+            each.join(", ")
+        }
+    };
+    let mut line = format!("{matches} -> {target}");
+    for f in &rule.filters {
+        match f {
+            HttpFilter::RequestRedirect(_) => {}
+            HttpFilter::UrlRewrite(u) => {
+                line.push_str("; rewrite");
+                if let Some(h) = &u.hostname {
+                    let _ = write!(line, " host {h}");
+                }
+                match &u.path {
+                    Some(PathModifier::ReplaceFullPath(p)) => {
+                        let _ = write!(line, " path {p}");
+                    }
+                    Some(PathModifier::ReplacePrefixMatch(p)) => {
+                        let _ = write!(line, " prefix to {p:?}");
+                    }
+                    None => {}
+                }
+            }
+            HttpFilter::RequestHeaderModifier(m) => {
+                let _ = write!(line, "; request headers {}", modifier_text(m));
+            }
+            HttpFilter::ResponseHeaderModifier(m) => {
+                let _ = write!(line, "; response headers {}", modifier_text(m));
+            }
+        }
+    }
+    if let Some(t) = rule.timeouts.request {
+        let _ = write!(line, "; request timeout {}", format_duration(t));
+    }
+    if let Some(t) = rule.timeouts.backend_request {
+        let _ = write!(line, "; backend timeout {}", format_duration(t));
+    }
+    line
+}
+
+fn match_text(m: &HttpMatch) -> String {
+    let mut parts = vec![match &m.path {
+        PathMatch::Exact(p) => format!("Exact {p}"),
+        PathMatch::Prefix(p) => format!("PathPrefix {p}"),
+        PathMatch::Regex(r) => format!("RegularExpression {r}"),
+    }];
+    if let Some(method) = &m.method {
+        parts.push(method.clone());
+    }
+    for (n, what) in [(m.headers.len(), "header"), (m.query.len(), "query param")] {
+        if n > 0 {
+            parts.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    parts.join(", ")
+}
+
+/// The `Location` a redirect builds; `<...>` stands for what the request's own URL gives.
+fn redirect_text(r: &Redirect) -> String {
+    let scheme = r.scheme.as_deref().unwrap_or("<scheme>");
+    let host = r.hostname.as_deref().unwrap_or("<host>");
+    let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = match &r.path {
+        None => "<path>".to_owned(),
+        Some(PathModifier::ReplaceFullPath(p)) => p.clone(),
+        Some(PathModifier::ReplacePrefixMatch(p)) => format!("{p}<rest>"),
+    };
+    format!("redirect {} {scheme}://{host}{port}{path}", r.status)
+}
+
+fn modifier_text(m: &HeaderModifier) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (m.set.len(), "set"),
+        (m.add.len(), "add"),
+        (m.remove.len(), "remove"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{what} {n}"));
+        }
+    }
+    if parts.is_empty() {
+        "unchanged".to_owned()
+    } else {
+        parts.join(", ")
     }
 }

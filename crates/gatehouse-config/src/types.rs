@@ -49,7 +49,8 @@ impl Config {
     }
 
     /// The listeners grouped by socket, in config order within each group: one listener for
-    /// TCP, every TLS listener on the same address and port together.
+    /// TCP; every TLS and HTTPS listener on the same address and port together; every HTTP
+    /// listener on the same address and port together.
     pub fn sockets(&self) -> BTreeMap<ListenerKey, Vec<Arc<Listener>>> {
         let mut out: BTreeMap<ListenerKey, Vec<Arc<Listener>>> = BTreeMap::new();
         for l in &self.listeners {
@@ -359,6 +360,18 @@ pub struct HttpSettings {
     pub keepalive_timeout: Duration,
 }
 
+impl Default for HttpSettings {
+    /// What an HTTP or HTTPS listener gets without `http` (docs/config.md).
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 65_536,
+            max_headers: 100,
+            keepalive_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// A certificate and key read from PEM files, as a terminating listener serves them.
 #[derive(Debug, Clone)]
 pub struct CertificateFiles {
@@ -400,7 +413,7 @@ pub struct Terminate {
     pub tls13_only: bool,
 }
 
-/// TLS settings of a `TLS` listener.
+/// TLS settings of a `TLS` or `HTTPS` listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerTls {
     /// Passthrough or termination.
@@ -419,13 +432,16 @@ pub struct Listener {
     /// What it speaks.
     pub protocol: Protocol,
     /// Where connections go. A TCP listener has one entry (its `backend`); a TLS listener one
-    /// per attached route and host, then its own default `backend` if it has one.
+    /// per attached route and host, then its own default `backend` if it has one. Empty for
+    /// HTTP and HTTPS listeners, whose requests go by `http_routes`.
     pub routes: Vec<RouteEntry>,
-    /// The listener's own `hostname` (TLS): names outside it are not served here.
+    /// The listener's own `hostname` (TLS, HTTP, HTTPS): names outside it are not served here.
     pub hostname: Option<HostPattern>,
     /// TLS settings (TLS and HTTPS listeners).
     pub tls: Option<ListenerTls>,
-    /// HTTP routes attached (HTTP and HTTPS listeners), in config order.
+    /// HTTP routes attached (HTTP and HTTPS listeners), in config order, then the listener's
+    /// own `backend` (if any) as a route named `default` with one rule sending every request
+    /// there.
     pub http_routes: Vec<HttpRouteEntry>,
     /// HTTP settings (HTTP and HTTPS listeners).
     pub http: Option<HttpSettings>,
@@ -436,8 +452,9 @@ pub struct Listener {
 }
 
 /// What identifies a listening socket across reloads: a listener whose key is unchanged keeps
-/// its socket, whatever else about it changed. TLS listeners on one address and port share a
-/// key, and so one socket (the ClientHello's server name tells them apart).
+/// its socket, whatever else about it changed. Listeners on one address and port share a key,
+/// and so one socket, when names tell them apart: TLS and HTTPS ones by the ClientHello's server
+/// name, HTTP ones by the Host header (the compiler refuses any other sharing).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenerKey {
     /// Transport.
@@ -449,12 +466,20 @@ pub struct ListenerKey {
 }
 
 impl Listener {
-    /// The backends this listener's routes send to, in route order (duplicates removed).
+    /// The backends this listener's routes send to (TLS routes, then HTTP routes' rules), in
+    /// route order (duplicates removed).
     pub fn backends(&self) -> Vec<&str> {
+        let tls = self.routes.iter().map(|r| r.backend.as_str());
+        let http = self
+            .http_routes
+            .iter()
+            .flat_map(|r| r.rules.iter())
+            .flat_map(|rule| rule.backends.iter())
+            .map(|b| b.backend.as_str());
         let mut out: Vec<&str> = Vec::new();
-        for r in &self.routes {
-            if !out.contains(&r.backend.as_str()) {
-                out.push(&r.backend);
+        for b in tls.chain(http) {
+            if !out.contains(&b) {
+                out.push(b);
             }
         }
         out

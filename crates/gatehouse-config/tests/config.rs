@@ -91,6 +91,29 @@ fn examples_dir() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // Refused configs: where, what, and how to fix it
 
+/// A case's YAML: an HTTP listener `edge/web` on port 80, a backend `app`, and an HTTPRoute
+/// `r` attached to the gateway, with the `rules:` given (written at the table's indentation,
+/// items at column 7 once dedented). The first rule line is line 12.
+macro_rules! http_rules {
+    ($rules:literal) => {
+        concat!(
+            "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+            routes:
+              - name: r
+                kind: HTTPRoute
+                parentRefs: [edge]
+                rules:",
+            $rules
+        )
+    };
+}
+
 struct Bad {
     what: &'static str,
     yaml: &'static str,
@@ -446,20 +469,7 @@ const BAD: &[Bad] = &[
         ",
         at: (6, 19),
         message: "protocol `UDP` is not supported by this version yet",
-        hint: Some("this version proxies `TCP` and `TLS` listeners"),
-        related: None,
-    },
-    Bad {
-        what: "HTTP is not supported yet either",
-        yaml: "
-            gateways:
-              - name: edge
-                listeners:
-                  - {name: web, port: 80, protocol: HTTP, backend: app}
-        ",
-        at: (4, 41),
-        message: "protocol `HTTP` is not supported by this version yet",
-        hint: None,
+        hint: Some("this version proxies `TCP`, `TLS`, `HTTP` and `HTTPS` listeners"),
         related: None,
     },
     Bad {
@@ -1121,7 +1131,7 @@ const BAD: &[Bad] = &[
               - {name: app, endpoints: [127.0.0.1:8080]}
         ",
         at: (4, 36),
-        message: "`tls` only applies to TLS listeners",
+        message: "`tls` only applies to TLS and HTTPS listeners",
         hint: Some("`protocol: TLS`"),
         related: None,
     },
@@ -1241,20 +1251,20 @@ const BAD: &[Bad] = &[
         related: None,
     },
     Bad {
-        what: "an HTTPRoute is not supported yet",
+        what: "a GRPCRoute is not supported yet",
         yaml: "
             gateways:
               - name: edge
                 listeners:
-                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+                  - {name: web, port: 443, protocol: HTTP, backend: app}
             routes:
-              - {name: web, kind: HTTPRoute, parentRefs: [edge], backend: app}
+              - {name: web, kind: GRPCRoute, parentRefs: [edge], backend: app}
             backends:
               - {name: app, endpoints: [127.0.0.1:8443]}
         ",
         at: (6, 23),
-        message: "route kind `HTTPRoute` is not supported by this version yet",
-        hint: None,
+        message: "route kind `GRPCRoute` is not supported by this version yet",
+        hint: Some("and HTTP requests (`HTTPRoute`)"),
         related: None,
     },
     Bad {
@@ -1358,6 +1368,927 @@ const BAD: &[Bad] = &[
         at: (8, 40),
         message: "`path` only applies to HTTP health checks",
         hint: None,
+        related: None,
+    },
+    // --- HTTP and HTTPS listeners ---
+    Bad {
+        what: "tls on an HTTP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP, tls: {mode: Terminate}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 52),
+        message: "`tls` does not apply to HTTP listeners",
+        hint: Some("`protocol: HTTPS`"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPS listener needs tls settings",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 443, protocol: HTTPS, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 16),
+        message: "HTTPS listener `edge/web` has no `tls` settings",
+        hint: Some("with `certificates`"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPS listener cannot pass TLS through",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 443
+                    protocol: HTTPS
+                    tls: {mode: Passthrough}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (7, 21),
+        message: "HTTPS listener `edge/web` cannot pass TLS through",
+        hint: Some("use `protocol: TLS` with `mode: Passthrough`"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPS listener without certificates",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 443, protocol: HTTPS, tls: {}, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 16),
+        message: "HTTPS listener `edge/web` terminates TLS but has no `certificates`",
+        hint: Some("`tls.certificates`"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPS listener offers only h2 and http/1.1",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 443
+                    protocol: HTTPS
+                    tls:
+                      certificates:
+                        - {certFile: ../../examples/tls/example.crt, keyFile: ../../examples/tls/example.key}
+                      alpn: [h2, h3]
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (10, 22),
+        message: "an HTTPS listener speaks `h2` and `http/1.1`, not `h3`",
+        hint: Some("the default is both"),
+        related: None,
+    },
+    Bad {
+        what: "http settings on a TCP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app, http: {maxHeaders: 10}}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 51),
+        message: "`http` only applies to HTTP and HTTPS listeners",
+        hint: Some("add `protocol: HTTP`"),
+        related: None,
+    },
+    Bad {
+        what: "hostname on a TCP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, hostname: a.example.test, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 41),
+        message: "`hostname` only applies to TLS, HTTP and HTTPS listeners",
+        hint: Some("cannot tell names apart"),
+        related: None,
+    },
+    Bad {
+        what: "maxHeaderBytes out of range",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    protocol: HTTP
+                    backend: app
+                    http: {maxHeaderBytes: 512}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (8, 32),
+        message: "`maxHeaderBytes` is 512, outside 1024..=1048576",
+        hint: Some("from 1024 to 1048576"),
+        related: None,
+    },
+    Bad {
+        what: "maxHeaders out of range",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    protocol: HTTP
+                    backend: app
+                    http:
+                      maxHeaders: 1001
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (9, 23),
+        message: "`maxHeaders` is 1001, outside 1..=1000",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "headerTimeout without a unit",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    protocol: HTTP
+                    backend: app
+                    http:
+                      headerTimeout: 10
+                      keepaliveTimeout: 1m
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (9, 26),
+        message: "the duration `10` has no unit",
+        hint: Some("write `headerTimeout` as a number and a unit"),
+        related: None,
+    },
+    Bad {
+        what: "an unknown key in http settings",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    protocol: HTTP
+                    http: {keepAliveTimeout: 1m}
+        ",
+        at: (7, 16),
+        message: "unknown key `keepAliveTimeout`",
+        hint: Some("did you mean `keepaliveTimeout`?"),
+        related: None,
+    },
+    // --- HTTP sockets ---
+    Bad {
+        what: "HTTP and HTTPS on one port",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 8080, protocol: HTTP, hostname: a.example.test, backend: app}
+                  - name: b
+                    port: 8080
+                    protocol: HTTPS
+                    hostname: b.example.test
+                    tls:
+                      certificates:
+                        - {certFile: ../../examples/tls/example.crt, keyFile: ../../examples/tls/example.key}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (7, 15),
+        message: "listeners `edge/a` (HTTP) and `edge/b` (HTTPS) both listen on 127.0.0.1:8080",
+        hint: Some("cleartext HTTP and TLS cannot share a port"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "HTTP and TLS on one port",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 8080, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+                  - {name: b, port: 8080, protocol: HTTP, hostname: b.example.test, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (6, 25),
+        message: "listeners `edge/a` (TLS) and `edge/b` (HTTP) both listen on 127.0.0.1:8080",
+        hint: Some("cleartext HTTP and TLS cannot share a port"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "TCP and HTTP on one port",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 8080, backend: app}
+                  - {name: b, port: 8080, protocol: HTTP, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (6, 25),
+        message: "listeners `edge/a` (TCP) and `edge/b` (HTTP) both listen on 127.0.0.1:8080",
+        hint: Some("use another port"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "two HTTP listeners on one port with the same hostname",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 80, protocol: HTTP, hostname: a.example.test, backend: app}
+                  - {name: b, port: 80, protocol: HTTP, hostname: A.example.test, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (6, 25),
+        message: "HTTP listeners `edge/a` and `edge/b` both listen on 127.0.0.1:80 with the same hostname",
+        hint: Some("each has its own `hostname`"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "a TLS and an HTTPS listener on one port with the same hostname",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+                  - name: b
+                    port: 443
+                    protocol: HTTPS
+                    tls:
+                      certificates:
+                        - {certFile: ../../examples/tls/example.crt, keyFile: ../../examples/tls/example.key}
+                    backend: app
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (7, 15),
+        message: "listeners `edge/a` (TLS) and `edge/b` (HTTPS) both listen on 127.0.0.1:443 with the same hostname",
+        hint: Some("each has its own `hostname`"),
+        related: Some((5, 25)),
+    },
+    Bad {
+        what: "HTTP listeners sharing a socket must read requests alike",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: a, port: 80, protocol: HTTP, backend: app}
+                  - {name: b, port: 80, protocol: HTTP, hostname: b.example.test, backend: app, http: {maxHeaders: 50}}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:9000]}
+        ",
+        at: (6, 25),
+        message: "HTTP listeners `edge/a` and `edge/b` share 127.0.0.1:80 but not their `http` settings",
+        hint: Some("the same `http` settings"),
+        related: Some((5, 25)),
+    },
+    // --- HTTPRoutes: attaching ---
+    Bad {
+        what: "an HTTPRoute on a TLS listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            routes:
+              - {name: web, kind: HTTPRoute, parentRefs: [edge/tls], backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 47),
+        message: "HTTPRoute `web` attaches to `edge/tls`, which is not an HTTP or HTTPS listener",
+        hint: Some("attaches to `protocol: HTTP` and `HTTPS` listeners"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPRoute on a gateway without HTTP listeners",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}, backend: app}
+            routes:
+              - {name: web, kind: HTTPRoute, parentRefs: [edge], backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (6, 47),
+        message: "route `web` attaches to no HTTP or HTTPS listener of gateway `edge`",
+        hint: Some("`protocol: HTTP` or `HTTPS`"),
+        related: None,
+    },
+    Bad {
+        what: "a misspelt HTTPRoute kind",
+        yaml: "
+            routes:
+              - {name: web, kind: HttpRoute, parentRefs: [edge], backend: app}
+        ",
+        at: (2, 23),
+        message: "`HttpRoute` is not a route kind",
+        hint: Some("did you mean `HTTPRoute`?"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPRoute with neither backend nor rules",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP}
+            routes:
+              - {name: web, kind: HTTPRoute, parentRefs: [edge]}
+        ",
+        at: (6, 12),
+        message: "HTTPRoute `web` has no `backend` and no `rules`",
+        hint: Some("`backend: NAME`"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPRoute with both backend and rules",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP}
+            routes:
+              - name: web
+                kind: HTTPRoute
+                parentRefs: [edge]
+                backend: app
+                rules:
+                  - backendRefs: [{name: app}]
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (11, 7),
+        message: "HTTPRoute `web` has both `backend` and `rules`",
+        hint: Some("keep one of the two"),
+        related: None,
+    },
+    Bad {
+        what: "an HTTPRoute with an empty rules list",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP}
+            routes:
+              - {name: web, kind: HTTPRoute, parentRefs: [edge], rules: []}
+        ",
+        at: (6, 61),
+        message: "HTTPRoute `web` has no rules",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "rules on a TLSRoute",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}
+            routes:
+              - name: git
+                kind: TLSRoute
+                parentRefs: [edge]
+                backend: app
+                rules:
+                  - backendRefs: [{name: app}]
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8443]}
+        ",
+        at: (11, 7),
+        message: "`rules` only applies to HTTPRoutes",
+        hint: Some("attach an `HTTPRoute`"),
+        related: None,
+    },
+    // --- HTTPRoutes: backendRefs and timeouts ---
+    Bad {
+        what: "a backendRef to a backend that does not exist",
+        yaml: http_rules!("
+                  - backendRefs: [{name: ap}]
+        "),
+        at: (12, 30),
+        message: "HTTPRoute `r` refers to backend `ap`, which is not defined",
+        hint: Some("did you mean `app`?"),
+        related: None,
+    },
+    Bad {
+        what: "a backendRef with a port",
+        yaml: http_rules!("
+                  - backendRefs:
+                      - {name: app, port: 8080}
+        "),
+        at: (13, 31),
+        message: "`port` is for Kubernetes Services; name a Gatehouse backend",
+        hint: Some("remove `port`"),
+        related: None,
+    },
+    Bad {
+        what: "a backendRef weight out of range",
+        yaml: http_rules!("
+                  - backendRefs:
+                      - name: app
+                        weight: 1000001
+        "),
+        at: (14, 21),
+        message: "`weight` is 1000001, outside 0..=1000000",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a backendRequest timeout longer than the request timeout",
+        yaml: http_rules!("
+                  - backendRefs: [{name: app}]
+                    timeouts: {request: 5s, backendRequest: 10s}
+        "),
+        at: (13, 49),
+        message: "`backendRequest` (10s) is longer than `request` (5s)",
+        hint: Some("at most `request`"),
+        related: None,
+    },
+    Bad {
+        what: "a request timeout without a unit",
+        yaml: http_rules!("
+                  - backendRefs: [{name: app}]
+                    timeouts:
+                      request: 30
+        "),
+        at: (14, 20),
+        message: "the duration `30` has no unit",
+        hint: Some("write `request` as a number and a unit"),
+        related: None,
+    },
+    // --- HTTPRoutes: matches ---
+    Bad {
+        what: "an Exact path without a leading slash",
+        yaml: http_rules!("
+                  - matches:
+                      - path: {type: Exact, value: api}
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 40),
+        message: "the path `api` does not start with `/`",
+        hint: Some("starts with `/`"),
+        related: None,
+    },
+    Bad {
+        what: "a PathPrefix with a query",
+        yaml: http_rules!("
+                  - matches:
+                      - path:
+                          value: /search?q=x
+                    backendRefs: [{name: app}]
+        "),
+        at: (14, 22),
+        message: "the path `/search?q=x` contains `?`",
+        hint: Some("`?` or `#`"),
+        related: None,
+    },
+    Bad {
+        what: "a path with a fragment",
+        yaml: http_rules!("
+                  - matches: [{path: {type: Exact, value: '/a#b'}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 47),
+        message: "the path `/a#b` contains `#`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a path match type in the wrong case",
+        yaml: http_rules!("
+                  - matches: [{path: {type: pathPrefix, value: /api}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 33),
+        message: "`pathPrefix` is not a path match type",
+        hint: Some("did you mean `PathPrefix`?"),
+        related: None,
+    },
+    Bad {
+        what: "a path regular expression that does not compile",
+        yaml: http_rules!("
+                  - matches: [{path: {type: RegularExpression, value: '/v[0-9+/.*'}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 59),
+        message: "`/v[0-9+/.*` is not a valid regular expression: ",
+        hint: Some("regex-lite"),
+        related: None,
+    },
+    Bad {
+        what: "a header name with a space",
+        yaml: http_rules!("
+                  - matches:
+                      - headers: [{name: X Env, value: prod}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 30),
+        message: "`X Env` is not a valid header name",
+        hint: Some("no spaces"),
+        related: None,
+    },
+    Bad {
+        what: "the same header matched twice, in two cases",
+        yaml: http_rules!("
+                  - matches:
+                      - headers:
+                          - {name: X-Env, value: prod}
+                          - {name: x-env, value: dev}
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 24),
+        message: "header `x-env` is matched twice in one match",
+        hint: Some("only use the first"),
+        related: Some((14, 24)),
+    },
+    Bad {
+        what: "an empty header value",
+        yaml: http_rules!("
+                  - matches:
+                      - headers: [{name: X-Env, value: ''}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 44),
+        message: "the header value is empty",
+        hint: Some("printable ASCII"),
+        related: None,
+    },
+    Bad {
+        what: "a header regular expression that does not compile",
+        yaml: http_rules!("
+                  - matches:
+                      - headers: [{name: User-Agent, type: RegularExpression, value: '(curl'}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 74),
+        message: "`(curl` is not a valid regular expression",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a header match type that does not exist",
+        yaml: http_rules!("
+                  - matches:
+                      - headers: [{name: X-Env, type: Prefix, value: p}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 43),
+        message: "`Prefix` is not a header match type",
+        hint: Some("`Exact` (the default) or `RegularExpression`"),
+        related: None,
+    },
+    Bad {
+        what: "the same query parameter matched twice",
+        yaml: http_rules!("
+                  - matches:
+                      - queryParams:
+                          - {name: page, value: '1'}
+                          - {name: page, type: RegularExpression, value: '[0-9]+'}
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 24),
+        message: "query parameter `page` is matched twice in one match",
+        hint: None,
+        related: Some((14, 24)),
+    },
+    Bad {
+        what: "a method in lower case",
+        yaml: http_rules!("
+                  - matches: [{method: post}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 28),
+        message: "`post` is not an HTTP method a route can match",
+        hint: Some("did you mean `POST`? (methods are upper case)"),
+        related: None,
+    },
+    Bad {
+        what: "a method that does not exist",
+        yaml: http_rules!("
+                  - matches: [{method: FETCH}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 28),
+        message: "`FETCH` is not an HTTP method a route can match",
+        hint: Some("use one of GET, HEAD, POST"),
+        related: None,
+    },
+    Bad {
+        what: "a query value with a space (values are compared as sent)",
+        yaml: http_rules!("
+                  - matches:
+                      - queryParams: [{name: q, value: 'a b'}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 44),
+        message: "`a b` is not a valid query parameter value",
+        hint: Some("percent-encoded"),
+        related: None,
+    },
+    // --- HTTPRoutes: filters ---
+    Bad {
+        what: "a misspelt filter type",
+        yaml: http_rules!("
+                  - filters:
+                      - type: RequestRedirection
+                        requestRedirect: {scheme: https}
+        "),
+        at: (13, 19),
+        message: "`RequestRedirection` is not an HTTPRoute filter type",
+        hint: Some("did you mean `RequestRedirect`?"),
+        related: None,
+    },
+    Bad {
+        what: "RequestMirror is refused, not ignored",
+        yaml: http_rules!("
+                  - filters:
+                      - type: RequestMirror
+                        requestMirror: {backendRef: {name: app}}
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 19),
+        message: "filter type `RequestMirror` is not supported by this version",
+        hint: Some("refused rather than skipped"),
+        related: None,
+    },
+    Bad {
+        what: "CORS is refused, not ignored",
+        yaml: http_rules!("
+                  - filters: [{type: CORS, cors: {allowOrigins: ['*']}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 26),
+        message: "filter type `CORS` is not supported by this version",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "ExtensionRef is refused, not ignored",
+        yaml: http_rules!("
+                  - filters: [{type: ExtensionRef, extensionRef: {group: x, kind: y, name: z}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 26),
+        message: "filter type `ExtensionRef` is not supported by this version",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a filter with the settings of another type",
+        yaml: http_rules!("
+                  - filters:
+                      - type: RequestRedirect
+                        requestRedirect: {scheme: https}
+                        urlRewrite: {hostname: a.example.test}
+        "),
+        at: (15, 25),
+        message: "`urlRewrite` does not belong in a `RequestRedirect` filter",
+        hint: Some("`requestRedirect` here"),
+        related: None,
+    },
+    Bad {
+        what: "a filter without its settings",
+        yaml: http_rules!("
+                  - filters: [{type: RequestHeaderModifier}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (12, 26),
+        message: "a `RequestHeaderModifier` filter needs its `requestHeaderModifier` settings",
+        hint: Some("add `requestHeaderModifier:`"),
+        related: None,
+    },
+    Bad {
+        what: "a filter type twice in one rule",
+        yaml: http_rules!("
+                  - filters:
+                      - {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [server]}}
+                      - {type: ResponseHeaderModifier, responseHeaderModifier: {remove: [x-powered-by]}}
+                    backendRefs: [{name: app}]
+        "),
+        at: (14, 20),
+        message: "rule 1 of HTTPRoute `r` has two `ResponseHeaderModifier` filters",
+        hint: Some("merge them"),
+        related: Some((13, 20)),
+    },
+    Bad {
+        what: "a redirect and a rewrite in one rule",
+        yaml: http_rules!("
+                  - backendRefs: [{name: app}]
+                  - filters:
+                      - {type: URLRewrite, urlRewrite: {hostname: a.example.test}}
+                      - {type: RequestRedirect, requestRedirect: {scheme: https}}
+        "),
+        at: (15, 20),
+        message: "rule 2 of HTTPRoute `r` both redirects and rewrites",
+        hint: Some("keep one of the two filters"),
+        related: Some((14, 20)),
+    },
+    Bad {
+        what: "a redirect with backendRefs",
+        yaml: http_rules!("
+                  - filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (13, 23),
+        message: "rule 1 of HTTPRoute `r` redirects, so it cannot have `backendRefs`",
+        hint: Some("answers the request itself"),
+        related: Some((12, 26)),
+    },
+    Bad {
+        what: "a redirect scheme in upper case",
+        yaml: http_rules!("
+                  - filters: [{type: RequestRedirect, requestRedirect: {scheme: HTTPS}}]
+        "),
+        at: (12, 69),
+        message: "`HTTPS` is not a redirect scheme",
+        hint: Some("did you mean `https`? (schemes are lower case)"),
+        related: None,
+    },
+    Bad {
+        what: "a redirect status that is not a redirect",
+        yaml: http_rules!("
+                  - filters:
+                      - type: RequestRedirect
+                        requestRedirect:
+                          scheme: https
+                          statusCode: 200
+        "),
+        at: (16, 27),
+        message: "`200` is not a redirect status code",
+        hint: Some("use 301 (permanent) or 302"),
+        related: None,
+    },
+    Bad {
+        what: "a redirect to port 0",
+        yaml: http_rules!("
+                  - filters: [{type: RequestRedirect, requestRedirect: {port: 0}}]
+        "),
+        at: (12, 67),
+        message: "`0` is not a port",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a redirect to a wildcard host",
+        yaml: http_rules!("
+                  - filters: [{type: RequestRedirect, requestRedirect: {hostname: '*.example.test'}}]
+        "),
+        at: (12, 71),
+        message: "`*.example.test` is a wildcard, not a host name",
+        hint: Some("names one host"),
+        related: None,
+    },
+    Bad {
+        what: "a misspelt path modifier type",
+        yaml: http_rules!("
+                  - filters:
+                      - type: URLRewrite
+                        urlRewrite:
+                          path: {type: ReplacePrefix, replacePrefixMatch: /}
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 28),
+        message: "`ReplacePrefix` is not a path modifier type",
+        hint: Some("did you mean `ReplacePrefixMatch`?"),
+        related: None,
+    },
+    Bad {
+        what: "a path modifier without its value",
+        yaml: http_rules!("
+                  - filters:
+                      - type: URLRewrite
+                        urlRewrite:
+                          path: {type: ReplaceFullPath}
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 28),
+        message: "`type: ReplaceFullPath` needs `replaceFullPath`",
+        hint: Some("add the new path"),
+        related: None,
+    },
+    Bad {
+        what: "a path modifier with the other type's value",
+        yaml: http_rules!("
+                  - filters:
+                      - type: URLRewrite
+                        urlRewrite:
+                          path: {type: ReplaceFullPath, replaceFullPath: /a, replacePrefixMatch: /b}
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 86),
+        message: "`replacePrefixMatch` does not go with `type: ReplaceFullPath`",
+        hint: Some("change `type` to `ReplacePrefixMatch`"),
+        related: None,
+    },
+    Bad {
+        what: "a replacement path without a leading slash",
+        yaml: http_rules!("
+                  - filters:
+                      - {type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: index.html}}}
+        "),
+        at: (13, 102),
+        message: "the path `index.html` does not start with `/`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "ReplacePrefixMatch after an Exact match",
+        yaml: http_rules!("
+                  - matches: [{path: {type: Exact, value: /old}}]
+                    filters:
+                      - type: URLRewrite
+                        urlRewrite:
+                          path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
+                    backendRefs: [{name: app}]
+        "),
+        at: (16, 28),
+        message: "`ReplacePrefixMatch` in rule 1 of HTTPRoute `r` needs the rule to have exactly one match, with a `PathPrefix` path",
+        hint: Some("or use `ReplaceFullPath`"),
+        related: None,
+    },
+    Bad {
+        what: "ReplacePrefixMatch with two matches",
+        yaml: http_rules!("
+                  - matches:
+                      - path: {value: /old}
+                      - path: {value: /older}
+                    filters:
+                      - type: RequestRedirect
+                        requestRedirect:
+                          path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
+        "),
+        at: (18, 28),
+        message: "needs the rule to have exactly one match, with a `PathPrefix` path",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a header set and removed by one filter",
+        yaml: http_rules!("
+                  - filters:
+                      - type: RequestHeaderModifier
+                        requestHeaderModifier:
+                          set: [{name: X-Forwarded-Proto, value: https}]
+                          remove: [x-forwarded-proto]
+                    backendRefs: [{name: app}]
+        "),
+        at: (16, 24),
+        message: "header `x-forwarded-proto` is changed twice by one filter",
+        hint: Some("one action per header name"),
+        related: Some((15, 28)),
+    },
+    Bad {
+        what: "a header value with a line break",
+        yaml: http_rules!("
+                  - filters:
+                      - type: ResponseHeaderModifier
+                        responseHeaderModifier:
+                          add: [{name: X-Note, value: \"a\\r\\nSet-Cookie: b\"}]
+                    backendRefs: [{name: app}]
+        "),
+        at: (15, 43),
+        message: "is not a valid header value",
+        hint: Some("no line breaks"),
         related: None,
     },
 ];
@@ -2554,18 +3485,21 @@ fn unquoted_ipv6_endpoint_gets_a_quoting_hint() {
 }
 
 /// Bad input gets diagnostics, never a panic: prefixes of the example file, and the example
-/// with characters replaced by characters that break YAML or values. (Every other prefix and
-/// every fourth character: the cost grows with the square of the file's length.)
+/// with characters replaced by characters that break YAML or values. The cost grows with the
+/// square of the file's length, so the samples thin out as the example grows: every other
+/// prefix and every fourth character for a 5000-byte file, proportionally fewer beyond.
 #[test]
 fn no_input_derived_from_the_example_panics() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gatehouse.yaml");
     let text = std::fs::read_to_string(path).unwrap();
     let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    for &end in boundaries.iter().step_by(2) {
+    let n = text.len();
+    let stride = |base: usize| (base * n * n).div_ceil(5000 * 5000).max(base);
+    for &end in boundaries.iter().step_by(stride(2)) {
         let _ = gatehouse_config::load_str("prefix.yaml", &text[..end]);
     }
     let mut checked = 0;
-    for &at in boundaries.iter().step_by(4) {
+    for &at in boundaries.iter().step_by(stride(4)) {
         let next = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         for replacement in ["", ":", "[", "-", "\"", "9", "\t", "{", "*a", "&a", "é"] {
             let mutated = format!("{}{}{}", &text[..at], replacement, &text[next..]);
@@ -2808,5 +3742,784 @@ fn host_patterns_match_and_intersect_as_gateway_api_says() {
         "a..com",
     ] {
         assert!(parse_host_pattern(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP and HTTPS listeners, HTTPRoutes
+
+const CERT: &str =
+    "{certFile: ../../examples/tls/example.crt, keyFile: ../../examples/tls/example.key}";
+
+/// The rule `backend: NAME` stands for: every request to NAME.
+fn to_backend(name: &str) -> HttpRule {
+    HttpRule {
+        matches: vec![],
+        filters: vec![],
+        backends: vec![WeightedBackend {
+            backend: name.into(),
+            weight: 1,
+        }],
+        timeouts: HttpTimeouts::default(),
+    }
+}
+
+fn http_table(l: &Listener) -> Vec<(String, Vec<String>)> {
+    l.http_routes
+        .iter()
+        .map(|r| {
+            let hosts = r.hosts.iter().map(ToString::to_string).collect();
+            (r.route.clone(), hosts)
+        })
+        .collect()
+}
+
+fn owned_hosts(rows: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    rows.iter()
+        .map(|(r, h)| (r.to_string(), h.iter().map(ToString::to_string).collect()))
+        .collect()
+}
+
+#[test]
+fn an_http_listener_with_a_backend_is_one_default_route() {
+    let loaded = ok("
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - name: web
+                port: 8080
+                protocol: HTTP
+                backend: app
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        ");
+    assert_eq!(loaded.warnings.items.len(), 0, "{}", loaded.warnings);
+    let c = &loaded.config;
+    assert_eq!(
+        *listener(c, "edge/web"),
+        Listener {
+            name: "edge/web".into(),
+            bind: addr("127.0.0.1:8080"),
+            protocol: Protocol::Http,
+            routes: vec![],
+            hostname: None,
+            tls: None,
+            http_routes: vec![HttpRouteEntry {
+                route: "default".into(),
+                hosts: vec![HostMatch::Any],
+                rules: std::sync::Arc::new(vec![to_backend("app")]),
+            }],
+            http: Some(HttpSettings {
+                header_timeout: secs(10),
+                max_header_bytes: 65_536,
+                max_headers: 100,
+                keepalive_timeout: secs(60),
+            }),
+            max_connections: 10_000,
+            idle_timeout: secs(600),
+        }
+    );
+    assert_eq!(
+        HttpSettings::default(),
+        listener(c, "edge/web").http.clone().unwrap()
+    );
+    assert_eq!(listener(c, "edge/web").backends(), ["app"]);
+}
+
+#[test]
+fn http_settings_are_read() {
+    let c = ok("
+        gateways:
+          - name: edge
+            listeners:
+              - name: web
+                port: 0
+                protocol: HTTP
+                backend: app
+                http:
+                  headerTimeout: 2500ms
+                  maxHeaderBytes: 1024
+                  maxHeaders: 1000
+                  keepaliveTimeout: 5m
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        ")
+    .config;
+    assert_eq!(
+        listener(&c, "edge/web").http,
+        Some(HttpSettings {
+            header_timeout: Duration::from_millis(2500),
+            max_header_bytes: 1024,
+            max_headers: 1000,
+            keepalive_timeout: secs(300),
+        })
+    );
+}
+
+#[test]
+fn https_listeners_terminate_with_h2_and_http11_by_default() {
+    let c = ok(&format!(
+        r#"
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - name: default-alpn
+                port: 8443
+                protocol: HTTPS
+                hostname: a.example.test
+                tls:
+                  certificates: [{CERT}]
+                backend: app
+              - name: h1
+                port: 8443
+                protocol: HTTPS
+                hostname: b.example.test
+                tls:
+                  certificates: [{CERT}]
+                  alpn: [http/1.1]
+                  minVersion: "1.3"
+                  handshakeTimeout: 3s
+                backend: app
+              - name: none
+                port: 8443
+                protocol: HTTPS
+                hostname: c.example.test
+                tls:
+                  certificates: [{CERT}]
+                  alpn: []
+                backend: app
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:9000]
+        "#
+    ))
+    .config;
+    let terminate = |name: &str| {
+        let l = listener(&c, name);
+        assert_eq!(l.protocol, Protocol::Https);
+        assert_eq!(l.http, Some(HttpSettings::default()), "{name}");
+        match l.tls.as_ref().map(|t| (&t.mode, t.handshake_timeout)) {
+            Some((TlsMode::Terminate(t), timeout)) => (t.alpn.clone(), t.tls13_only, timeout),
+            other => panic!("{name} terminates TLS: {other:?}"),
+        }
+    };
+    assert_eq!(
+        terminate("edge/default-alpn"),
+        (
+            vec!["h2".to_owned(), "http/1.1".to_owned()],
+            false,
+            secs(10)
+        )
+    );
+    assert_eq!(
+        terminate("edge/h1"),
+        (vec!["http/1.1".to_owned()], true, secs(3))
+    );
+    assert_eq!(terminate("edge/none"), (vec![], false, secs(10)));
+    // The certificate files of HTTPS listeners are watched like those of TLS ones.
+    let files: Vec<String> = c
+        .files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["example.crt", "example.key"]);
+    // One socket for all three: the server name decides.
+    assert_eq!(c.sockets().len(), 1);
+    // A TLS listener still offers no ALPN unless told to.
+    let tls = ok(&format!(
+        "
+        gateways:
+          - name: edge
+            listeners:
+              - {{name: t, port: 0, protocol: TLS, tls: {{certificates: [{CERT}]}}, backend: app}}
+        backends:
+          - {{name: app, endpoints: [127.0.0.1:9000]}}
+        "
+    ))
+    .config;
+    let Some(TlsMode::Terminate(t)) = tls.listeners[0].tls.as_ref().map(|t| &t.mode) else {
+        panic!("terminates")
+    };
+    assert!(t.alpn.is_empty());
+}
+
+#[test]
+fn http_routes_compile_to_rules() {
+    let loaded = ok(r#"
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 0, protocol: HTTP}
+        routes:
+          - name: api
+            kind: HTTPRoute
+            parentRefs: [edge/web]
+            rules:
+              - matches:
+                  - path: {type: Exact, value: /api/health}
+                    method: GET
+                  - path: {value: /api}
+                    headers:
+                      - {name: X-Env, value: prod}
+                      - {name: User-Agent, type: RegularExpression, value: "^curl/.*"}
+                    queryParams:
+                      - {name: Debug, value: "1"}
+                  - {path: {type: RegularExpression, value: "/v[0-9]+/.*"}}
+                  - headers: [{name: x-canary, value: "true"}]
+                filters:
+                  - type: RequestHeaderModifier
+                    requestHeaderModifier:
+                      set: [{name: X-Forwarded-Proto, value: https}]
+                      add: [{name: Via, value: gatehouse}]
+                      remove: [X-Debug]
+                  - type: ResponseHeaderModifier
+                    responseHeaderModifier:
+                      remove: [server]
+                  - type: URLRewrite
+                    urlRewrite:
+                      hostname: API.internal
+                      path: {type: ReplaceFullPath, replaceFullPath: /}
+                backendRefs:
+                  - {name: app}
+                  - {name: api2, weight: 3}
+                  - {name: old, weight: 0}
+                timeouts: {request: 10s, backendRequest: 2s}
+              - matches: [{path: {type: PathPrefix, value: /old}}]
+                filters:
+                  - type: URLRewrite
+                    urlRewrite:
+                      path: {type: ReplacePrefixMatch, replacePrefixMatch: ""}
+                backendRefs: [{name: old}]
+                timeouts: {request: 0s, backendRequest: 1m}
+              - filters:
+                  - type: RequestRedirect
+                    requestRedirect:
+                      scheme: https
+                      hostname: www.example.test
+                      port: 8443
+                      path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}
+                      statusCode: 308
+              - filters: [{type: RequestRedirect, requestRedirect: {scheme: http}}]
+        backends:
+          - {name: app, endpoints: [127.0.0.1:9000]}
+          - {name: api2, endpoints: [127.0.0.1:9001]}
+          - {name: old, endpoints: [127.0.0.1:9002]}
+    "#);
+    assert_eq!(loaded.warnings.items.len(), 0, "{}", loaded.warnings);
+    let web = listener(&loaded.config, "edge/web");
+    assert!(web.routes.is_empty(), "an HTTP listener has no TLS routes");
+    assert_eq!(http_table(web), owned_hosts(&[("api", &["*"])]));
+    let exact = |s: &str| StringMatch::Exact(s.into());
+    let want = vec![
+        HttpRule {
+            matches: vec![
+                HttpMatch {
+                    path: PathMatch::Exact("/api/health".into()),
+                    headers: vec![],
+                    query: vec![],
+                    method: Some("GET".into()),
+                },
+                HttpMatch {
+                    path: PathMatch::Prefix("/api".into()),
+                    headers: vec![
+                        HeaderMatch {
+                            name: "x-env".into(),
+                            value: exact("prod"),
+                        },
+                        HeaderMatch {
+                            name: "user-agent".into(),
+                            value: StringMatch::Regex("^curl/.*".into()),
+                        },
+                    ],
+                    query: vec![QueryMatch {
+                        name: "Debug".into(),
+                        value: exact("1"),
+                    }],
+                    method: None,
+                },
+                HttpMatch {
+                    path: PathMatch::Regex("/v[0-9]+/.*".into()),
+                    headers: vec![],
+                    query: vec![],
+                    method: None,
+                },
+                // No path: the default, PathPrefix `/`.
+                HttpMatch {
+                    path: PathMatch::Prefix("/".into()),
+                    headers: vec![HeaderMatch {
+                        name: "x-canary".into(),
+                        value: exact("true"),
+                    }],
+                    query: vec![],
+                    method: None,
+                },
+            ],
+            filters: vec![
+                HttpFilter::RequestHeaderModifier(HeaderModifier {
+                    set: vec![("x-forwarded-proto".into(), "https".into())],
+                    add: vec![("via".into(), "gatehouse".into())],
+                    remove: vec!["x-debug".into()],
+                }),
+                HttpFilter::ResponseHeaderModifier(HeaderModifier {
+                    set: vec![],
+                    add: vec![],
+                    remove: vec!["server".into()],
+                }),
+                HttpFilter::UrlRewrite(UrlRewrite {
+                    hostname: Some("api.internal".into()),
+                    path: Some(PathModifier::ReplaceFullPath("/".into())),
+                }),
+            ],
+            backends: vec![
+                WeightedBackend {
+                    backend: "app".into(),
+                    weight: 1,
+                },
+                WeightedBackend {
+                    backend: "api2".into(),
+                    weight: 3,
+                },
+                WeightedBackend {
+                    backend: "old".into(),
+                    weight: 0,
+                },
+            ],
+            timeouts: HttpTimeouts {
+                request: Some(secs(10)),
+                backend_request: Some(secs(2)),
+            },
+        },
+        HttpRule {
+            matches: vec![HttpMatch {
+                path: PathMatch::Prefix("/old".into()),
+                headers: vec![],
+                query: vec![],
+                method: None,
+            }],
+            filters: vec![HttpFilter::UrlRewrite(UrlRewrite {
+                hostname: None,
+                path: Some(PathModifier::ReplacePrefixMatch(String::new())),
+            })],
+            backends: vec![WeightedBackend {
+                backend: "old".into(),
+                weight: 1,
+            }],
+            // `0s` turns a timeout off, and a backendRequest may then be anything.
+            timeouts: HttpTimeouts {
+                request: None,
+                backend_request: Some(secs(60)),
+            },
+        },
+        HttpRule {
+            matches: vec![],
+            filters: vec![HttpFilter::RequestRedirect(Redirect {
+                scheme: Some("https".into()),
+                hostname: Some("www.example.test".into()),
+                port: Some(8443),
+                path: Some(PathModifier::ReplacePrefixMatch("/new".into())),
+                status: 308,
+            })],
+            backends: vec![],
+            timeouts: HttpTimeouts::default(),
+        },
+        HttpRule {
+            matches: vec![],
+            filters: vec![HttpFilter::RequestRedirect(Redirect {
+                scheme: Some("http".into()),
+                hostname: None,
+                port: None,
+                path: None,
+                status: 302,
+            })],
+            backends: vec![],
+            timeouts: HttpTimeouts::default(),
+        },
+    ];
+    let rules = &web.http_routes[0].rules;
+    assert_eq!(rules.len(), want.len());
+    for (i, (got, want)) in rules.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "rule {}", i + 1);
+    }
+    assert_eq!(web.backends(), ["app", "api2", "old"]);
+}
+
+#[test]
+fn http_routes_attach_with_hostname_intersection_and_default_last() {
+    let loaded = ok(&format!(
+        r#"
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - {{name: plain, port: 80, protocol: HTTP}}
+              - {{name: www, port: 80, protocol: HTTP, hostname: "*.example.test", backend: www}}
+              - name: secure
+                port: 443
+                protocol: HTTPS
+                hostname: api.example.test
+                tls: {{certificates: [{CERT}]}}
+              - {{name: pass, port: 443, protocol: TLS, tls: {{mode: Passthrough}}, backend: www}}
+              - {{name: tcp, port: 22, backend: www}}
+        routes:
+          - name: to-https
+            kind: HTTPRoute
+            parentRefs: [{{name: edge, sectionName: plain}}]
+            rules:
+              - filters: [{{type: RequestRedirect, requestRedirect: {{scheme: https, statusCode: 301}}}}]
+          - name: api
+            kind: HTTPRoute
+            parentRefs: [edge]
+            hostnames: ["*.example.test", other.test]
+            backend: api
+          - name: app
+            kind: HTTPRoute
+            parentRefs: [{{name: edge, port: 443}}]
+            backend: app
+        backends:
+          - {{name: www, endpoints: [127.0.0.1:9000]}}
+          - {{name: api, endpoints: [127.0.0.1:9001]}}
+          - {{name: app, endpoints: [127.0.0.1:9002]}}
+    "#
+    ));
+    assert_eq!(loaded.warnings.items.len(), 0, "{}", loaded.warnings);
+    let c = &loaded.config;
+    // A bare gateway reference attaches to every HTTP and HTTPS listener, in config order;
+    // route hostnames are intersected with the listener's; the listener's own backend is last.
+    assert_eq!(
+        http_table(listener(c, "edge/plain")),
+        owned_hosts(&[
+            ("to-https", &["*"]),
+            ("api", &["*.example.test", "other.test"])
+        ])
+    );
+    assert_eq!(
+        http_table(listener(c, "edge/www")),
+        owned_hosts(&[
+            ("api", &["*.example.test"]),
+            ("default", &["*.example.test"])
+        ])
+    );
+    assert_eq!(
+        http_table(listener(c, "edge/secure")),
+        owned_hosts(&[
+            ("api", &["api.example.test"]),
+            ("app", &["api.example.test"])
+        ])
+    );
+    let api = &listener(c, "edge/secure").http_routes[0];
+    assert_eq!(*api.rules, vec![to_backend("api")]);
+    // One route compiles once: its listeners share the rules.
+    assert!(std::sync::Arc::ptr_eq(
+        &api.rules,
+        &listener(c, "edge/www").http_routes[0].rules
+    ));
+    assert!(listener(c, "edge/pass").http_routes.is_empty());
+    assert!(listener(c, "edge/tcp").http_routes.is_empty());
+    assert_eq!(listener(c, "edge/pass").http, None);
+    assert_eq!(
+        route_table(listener(c, "edge/pass")),
+        owned(&[("default", &["*"], "www")])
+    );
+}
+
+#[test]
+fn http_listeners_share_a_socket_by_host_and_https_shares_with_tls() {
+    let c = ok(&format!(
+        r#"
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - {{name: a, port: 80, protocol: HTTP, hostname: a.example.test, backend: app}}
+              - {{name: b, port: 80, protocol: HTTP, hostname: "*.example.test", backend: app}}
+              - {{name: rest, port: 80, protocol: HTTP, backend: app}}
+              - {{name: git, port: 443, protocol: TLS, hostname: git.example.test, tls: {{mode: Passthrough}}, backend: app}}
+              - name: web
+                port: 443
+                protocol: HTTPS
+                tls: {{certificates: [{CERT}]}}
+                backend: app
+          - name: side
+            addresses: [127.0.0.1]
+            listeners:
+              - {{name: c, port: 80, protocol: HTTP, hostname: c.example.test, backend: app}}
+        backends:
+          - {{name: app, endpoints: [127.0.0.1:9000]}}
+    "#
+    ))
+    .config;
+    let sockets: Vec<(SocketAddr, Vec<String>)> = c
+        .sockets()
+        .into_iter()
+        .map(|(k, ls)| (k.bind, ls.iter().map(|l| l.name.clone()).collect()))
+        .collect();
+    assert_eq!(
+        sockets,
+        vec![
+            (
+                addr("127.0.0.1:80"),
+                vec![
+                    "edge/a".into(),
+                    "edge/b".into(),
+                    "edge/rest".into(),
+                    "side/c".into()
+                ]
+            ),
+            (
+                addr("127.0.0.1:443"),
+                vec!["edge/git".into(), "edge/web".into()]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn http_warnings() {
+    let loaded = ok(r#"
+        gateways:
+          - name: edge
+            listeners:
+              - {name: empty, port: 80, protocol: HTTP}
+              - {name: api, port: 81, protocol: HTTP, hostname: api.example.test}
+        routes:
+          - name: r
+            kind: HTTPRoute
+            parentRefs: [edge/api]
+            rules:
+              - matches: [{path: {value: /nowhere}}]
+              - backendRefs: [{name: app, weight: 0}]
+              - filters: [{type: RequestRedirect, requestRedirect: {statusCode: 301}}]
+          - {name: wiki, kind: HTTPRoute, parentRefs: [edge/api], hostnames: [wiki.example.test], backend: app}
+        backends:
+          - name: app
+            endpoints: [127.0.0.1:8080]
+    "#);
+    let got: Vec<(u64, u64, &str)> = loaded
+        .warnings
+        .warnings()
+        .map(|w| (w.pos.line, w.pos.column, w.message.as_str()))
+        .collect();
+    let want: &[(u64, u64, &str)] = &[
+        (
+            4,
+            29,
+            "HTTP listener `edge/empty` has no routes and no `backend`: it answers every request with 404",
+        ),
+        (
+            11,
+            9,
+            "rule 1 of HTTPRoute `r` has no `backendRefs`: requests it matches are answered with 500",
+        ),
+        (
+            12,
+            9,
+            "every backendRef of rule 2 of HTTPRoute `r` has weight 0: requests it matches are answered with 500",
+        ),
+        (
+            13,
+            60,
+            "this redirect sends clients back to the URL they asked for",
+        ),
+        (
+            14,
+            48,
+            "route `wiki` serves no name on `edge/api`: none of its hostnames is within the listener's hostname `api.example.test`",
+        ),
+    ];
+    assert_eq!(got.len(), want.len(), "{}", loaded.warnings);
+    for (got, want) in got.iter().zip(want) {
+        assert_eq!(got, want, "{}", loaded.warnings);
+    }
+    assert!(!loaded.warnings.has_errors());
+}
+
+#[test]
+fn backends_named_only_by_backend_refs_are_used() {
+    // A backendRef counts as a use, even in a route with an error elsewhere.
+    let d = refused(
+        "
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 80, protocol: HTTP}
+        routes:
+          - name: r
+            kind: HTTPRoute
+            parentRefs: [edge]
+            rules:
+              - matches: [{method: get}]
+                backendRefs: [{name: app}]
+        backends:
+          - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+    );
+    assert_eq!(d.items.len(), 1, "{}", d.render());
+    let loaded = ok("
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 80, protocol: HTTP}
+        routes:
+          - name: r
+            kind: HTTPRoute
+            parentRefs: [edge]
+            rules: [{backendRefs: [{name: app}, {name: api, weight: 2}]}]
+        backends:
+          - {name: app, endpoints: [127.0.0.1:8080]}
+          - {name: api, endpoints: [127.0.0.1:8081]}
+          - {name: spare, endpoints: [127.0.0.1:8082]}
+        ");
+    let warnings: Vec<&str> = loaded
+        .warnings
+        .warnings()
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["backend `spare` is not used by any listener or route"]
+    );
+}
+
+#[test]
+fn the_summary_shows_http_routes_compactly() {
+    let c = ok(&format!(
+        r#"
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - {{name: http, port: 80, protocol: HTTP}}
+              - name: web
+                port: 443
+                protocol: HTTPS
+                hostname: "*.example.test"
+                tls: {{certificates: [{CERT}]}}
+                backend: app
+        routes:
+          - name: to-https
+            kind: HTTPRoute
+            parentRefs: [edge/http]
+            rules:
+              - filters: [{{type: RequestRedirect, requestRedirect: {{scheme: https, statusCode: 301}}}}]
+          - name: api
+            kind: HTTPRoute
+            parentRefs: [edge/web]
+            hostnames: [api.example.test]
+            rules:
+              - matches:
+                  - path: {{value: /api}}
+                    method: GET
+                    headers: [{{name: a, value: "1"}}, {{name: b, value: "2"}}]
+                backendRefs: [{{name: app}}, {{name: api2, weight: 3}}]
+                timeouts: {{request: 10s}}
+        backends:
+          - {{name: app, endpoints: [127.0.0.1:9000]}}
+          - {{name: api2, endpoints: [127.0.0.1:9001]}}
+    "#
+    ))
+    .config;
+    let summary = c.summary();
+    for line in [
+        "  edge/http                HTTP  127.0.0.1:80           ->                  max 10000 conns, idle 10m\n",
+        "http: headers within 10s, at most 65536 bytes and 100 headers; keep-alive 1m\n",
+        "route to-https         *\n",
+        "  PathPrefix / -> redirect 301 https://<host><path>\n",
+        "  edge/web                 HTTPS 127.0.0.1:443          -> app, api2        max",
+        "tls: terminate, TLS 1.2-1.3, ALPN h2, http/1.1; hostname *.example.test\n",
+        "route api              api.example.test\n",
+        "  PathPrefix /api, GET, 2 headers -> app (w1), api2 (w3); request timeout 10s\n",
+        "route default          *.example.test\n",
+        "  PathPrefix / -> app (w1)\n",
+    ] {
+        assert!(summary.contains(line), "no {line:?} in\n{summary}");
+    }
+}
+
+#[test]
+fn diff_an_http_route_change_updates_the_socket() {
+    let yaml = |path: &str| {
+        format!(
+            "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {{name: web, port: 8080, protocol: HTTP}}
+            routes:
+              - name: r
+                kind: HTTPRoute
+                parentRefs: [edge]
+                rules: [{{matches: [{{path: {{value: {path}}}}}], backendRefs: [{{name: app}}]}}]
+            backends:
+              - {{name: app, endpoints: [127.0.0.1:9000]}}
+            "
+        )
+    };
+    let old = compiled(&yaml("/a"));
+    assert!(diff(&old, &compiled(&yaml("/a"))).is_empty());
+    let d = diff(&old, &compiled(&yaml("/b")));
+    assert_eq!(d.update, vec![key("", "127.0.0.1:8080")]);
+    assert!(d.bind.is_empty() && d.close.is_empty());
+}
+
+#[test]
+fn every_http_route_error_is_reported_once() {
+    let d = refused(
+        "
+        gateways:
+          - name: edge
+            listeners:
+              - {name: web, port: 80, protocol: HTTP}
+        routes:
+          - name: r
+            kind: HTTPRoute
+            parentRefs: [edge/web]
+            rules:
+              - matches:
+                  - path: {type: Exact, value: nope}
+                    method: get
+                filters:
+                  - {type: RequestMirror, requestMirror: {}}
+                  - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}
+                backendRefs: [{name: ap, weight: -1}]
+                timeouts: {request: 1s, backendRequest: 2s}
+        backends:
+          - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+    );
+    let got: Vec<(u64, u64, &str)> = d
+        .items
+        .iter()
+        .map(|i| (i.pos.line, i.pos.column, i.message.as_str()))
+        .collect();
+    let want: &[(u64, u64, &str)] = &[
+        (11, 40, "the path `nope` does not start with `/`"),
+        (12, 21, "`get` is not an HTTP method"),
+        (14, 20, "filter type `RequestMirror` is not supported"),
+        (
+            15,
+            58,
+            "`ReplacePrefixMatch` in rule 1 of HTTPRoute `r` needs",
+        ),
+        (16, 30, "refers to backend `ap`, which is not defined"),
+        (16, 42, "`weight` is -1, outside 0..=1000000"),
+        (
+            17,
+            49,
+            "`backendRequest` (2s) is longer than `request` (1s)",
+        ),
+        (19, 12, "backend `app` is not used"),
+    ];
+    assert_eq!(got.len(), want.len(), "{}", d.render());
+    for (got, want) in got.iter().zip(want) {
+        assert!(
+            (got.0, got.1) == (want.0, want.1) && got.2.contains(want.2),
+            "got {got:?}, expected {want:?}\n{}",
+            d.render()
+        );
     }
 }

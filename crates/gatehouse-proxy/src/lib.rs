@@ -23,6 +23,7 @@ mod clock;
 mod copy;
 pub mod health;
 pub mod hosts;
+pub mod http;
 mod pool;
 mod resolve;
 pub mod tcp;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::copy::{Duplex, End, Transfer, proxy};
+use crate::http::HttpSite;
 use crate::pool::Pool;
 use crate::tls::SniTable;
 use crate::upstream::{Upstream, connect};
@@ -34,8 +35,11 @@ pub struct Route {
 pub enum Service {
     /// A TCP listener: every connection to one pool.
     Tcp(Route),
-    /// One or more TLS listeners on this socket, chosen by the ClientHello's server name.
+    /// One or more TLS (and HTTPS) listeners on this socket, chosen by the ClientHello's
+    /// server name.
     Tls(Box<SniTable>),
+    /// One or more HTTP listeners on this socket, chosen per request by its host.
+    Http(Arc<HttpSite>),
 }
 
 impl Service {
@@ -44,6 +48,7 @@ impl Service {
         match self {
             Service::Tcp(route) => &route.listener.name,
             Service::Tls(table) => table.name(),
+            Service::Http(site) => site.name(),
         }
     }
 
@@ -51,6 +56,7 @@ impl Service {
         match self {
             Service::Tcp(route) => route.listener.max_connections,
             Service::Tls(table) => table.max_connections(),
+            Service::Http(site) => site.max_connections(),
         }
     }
 }
@@ -92,6 +98,9 @@ impl ListenerState {
 pub struct ConnectionControl {
     /// Where connection tasks are tracked (a shutdown waits for them).
     pub tasks: TaskTracker,
+    /// Cancelled when a shutdown starts: connections that can end early do (an HTTP
+    /// connection after its request in flight).
+    pub drain: CancellationToken,
     /// Cancelled when a shutdown's drain period is over: connections still open are cut.
     pub cut: CancellationToken,
 }
@@ -133,6 +142,7 @@ pub async fn serve(
         state.open.fetch_add(1, Relaxed);
         let state = Arc::clone(&state);
         let cut = control.cut.clone();
+        let drain = control.drain.clone();
         control.tasks.spawn(async move {
             let started = Instant::now();
             let _ = client.set_nodelay(true);
@@ -140,7 +150,12 @@ pub async fn serve(
                 Service::Tcp(route) => {
                     forward(&mut client, peer, route, &cut, Conn::plain(started)).await;
                 }
-                Service::Tls(table) => crate::tls::handle(client, peer, table, &cut, started).await,
+                Service::Tls(table) => {
+                    crate::tls::handle(client, peer, table, &drain, &cut, started).await;
+                }
+                Service::Http(site) => {
+                    crate::http::serve(client, peer, Arc::clone(site), &drain, &cut).await;
+                }
             }
             state.open.fetch_sub(1, Relaxed);
         });

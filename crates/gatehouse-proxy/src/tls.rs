@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse_config::{HostPattern, Listener, TlsMode};
+use gatehouse_config::{HostMatch, HostPattern, Listener, Protocol, TlsMode};
 use gatehouse_tls::hello::{MAX_HELLO, info, read_client_hello};
 use gatehouse_tls::rustls::ServerConfig;
 use gatehouse_tls::rustls::server::ProducesTickets;
@@ -22,10 +22,11 @@ use tokio_rustls::StartHandshake;
 use tokio_util::sync::CancellationToken;
 
 use crate::hosts::HostTable;
+use crate::http::HttpSite;
 use crate::pool::Pool;
 use crate::tcp::{Conn, Route, access_log, forward};
 
-/// One TLS listener sharing the socket.
+/// One TLS or HTTPS listener sharing the socket.
 #[derive(Debug)]
 struct Vhost {
     listener: Arc<Listener>,
@@ -35,10 +36,15 @@ struct Vhost {
 
 /// Where a server name leads.
 #[derive(Debug)]
-struct Target {
-    vhost: usize,
-    route: String,
-    to: Route,
+enum Target {
+    /// A TLS listener's route to a backend.
+    Route {
+        vhost: usize,
+        route: String,
+        to: Route,
+    },
+    /// An HTTPS listener: terminate, then serve HTTP (routes chosen per request).
+    Http { vhost: usize },
 }
 
 /// The routing table of one TLS socket.
@@ -51,6 +57,8 @@ pub struct SniTable {
     hello_timeout: Duration,
     /// Session-ticket keys, kept across reloads so that resumption survives them.
     tickets: Option<Arc<dyn ProducesTickets>>,
+    /// The HTTP side of the HTTPS listeners on this socket, if any.
+    http: Option<Arc<HttpSite>>,
 }
 
 impl SniTable {
@@ -101,6 +109,13 @@ impl SniTable {
                 _ => None,
             };
             let vhost = vhosts.len();
+            if listener.protocol == Protocol::Https {
+                let host = match &listener.hostname {
+                    Some(h) => HostMatch::Pattern(h.clone()),
+                    None => HostMatch::Any,
+                };
+                hosts.insert(&host, Target::Http { vhost });
+            }
             for entry in &listener.routes {
                 let Some(pool) = pools.get(&entry.backend) else {
                     continue;
@@ -108,7 +123,7 @@ impl SniTable {
                 for host in &entry.hosts {
                     hosts.insert(
                         host,
-                        Target {
+                        Target::Route {
                             vhost,
                             route: entry.route.clone(),
                             to: Route {
@@ -124,6 +139,15 @@ impl SniTable {
                 terminate,
             });
         }
+        let https: Vec<Arc<Listener>> = listeners
+            .iter()
+            .filter(|l| l.protocol == Protocol::Https)
+            .cloned()
+            .collect();
+        let http = (!https.is_empty()).then(|| {
+            let previous = previous.and_then(|p| p.http.as_deref());
+            Arc::new(HttpSite::build(&https, pools, true, previous))
+        });
         let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
         SniTable {
             name: names.join(","),
@@ -140,6 +164,7 @@ impl SniTable {
             vhosts,
             hosts,
             tickets,
+            http,
         }
     }
 
@@ -188,6 +213,7 @@ pub(crate) async fn handle(
     mut client: TcpStream,
     peer: SocketAddr,
     table: &SniTable,
+    drain: &CancellationToken,
     cut: &CancellationToken,
     started: Instant,
 ) {
@@ -222,20 +248,24 @@ pub(crate) async fn handle(
         refused(sni.as_deref(), outcome);
         return;
     };
-    let vhost = &table.vhosts[target.vhost];
-    let mut conn = Conn {
+    let (vhost, route) = match target {
+        Target::Route { vhost, route, to } => (&table.vhosts[*vhost], Some((route, to))),
+        Target::Http { vhost } => (&table.vhosts[*vhost], None),
+    };
+    let conn = Conn {
         started,
-        route: Some(&target.route),
+        route: route.map(|(name, _)| name.as_str()),
         sni: sni.as_deref(),
         tls: Some("passthrough"),
         replay: &bytes,
     };
+    // Passthrough: the backend gets every byte read so far, then the rest.
     let Some(config) = &vhost.terminate else {
-        forward(&mut client, peer, &target.to, cut, conn).await;
+        if let Some((_, to)) = route {
+            forward(&mut client, peer, to, cut, conn).await;
+        }
         return;
     };
-    conn.tls = Some("terminate");
-    conn.replay = &[];
     let handshake = StartHandshake::from_parts(accepted, client).into_stream(Arc::clone(config));
     let remaining = deadline.saturating_duration_since(Instant::now());
     let mut stream = tokio::select! {
@@ -252,5 +282,18 @@ pub(crate) async fn handle(
         },
         () = cut.cancelled() => return,
     };
-    forward(&mut stream, peer, &target.to, cut, conn).await;
+    match (route, &table.http) {
+        // TLS termination in front of a TCP backend.
+        (Some((_, to)), _) => {
+            let conn = Conn {
+                tls: Some("terminate"),
+                replay: &[],
+                ..conn
+            };
+            forward(&mut stream, peer, to, cut, conn).await;
+        }
+        // HTTPS: each request is routed and logged on its own.
+        (None, Some(site)) => crate::http::serve(stream, peer, Arc::clone(site), drain, cut).await,
+        (None, None) => {}
+    }
 }

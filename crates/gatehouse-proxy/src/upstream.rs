@@ -2,13 +2,17 @@
 //! speak TLS to it when the backend asks for it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gatehouse_config::{BackendTls, BackendVerify, Target};
 use gatehouse_tls::client::{Verify, client_config};
 use gatehouse_tls::rustls::ClientConfig;
 use gatehouse_tls::rustls::pki_types::ServerName;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -16,9 +20,56 @@ use tokio_rustls::client::TlsStream;
 use crate::pool::{Endpoint, EndpointGuard, Pool};
 
 /// A connection to an endpoint: plain, or TLS when the backend has `tls`.
+#[derive(Debug)]
 pub(crate) enum Upstream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Connection for Upstream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl AsyncRead for Upstream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Upstream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Upstream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 /// Why no backend connection could be made.
@@ -159,7 +210,7 @@ pub(crate) async fn connect(
 }
 
 /// One connect (and handshake, for a TLS backend); the error says which step failed.
-async fn open(pool: &Pool, endpoint: &Endpoint) -> Result<Upstream, String> {
+pub(crate) async fn open(pool: &Pool, endpoint: &Endpoint) -> Result<Upstream, String> {
     let tcp = TcpStream::connect(endpoint.addr)
         .await
         .map_err(|e| e.to_string())?;

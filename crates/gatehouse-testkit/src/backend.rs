@@ -137,7 +137,8 @@ const HTTP_METHODS: [&[u8]; 9] = [
 /// What a test backend says, over any stream (plain or TLS), the client speaking first:
 /// - `GET /healthz`: the health status, `Content-Length: 0`, and the end (not counted as
 ///   served);
-/// - any other HTTP/1 request: `200 OK` with body `{name}\n` and `Connection: close`;
+/// - any other HTTP/1 request: `200 OK` with body `{name}\n` and `Connection: close`; for a
+///   path starting with `/echo`, the body goes on with the request head as received;
 /// - anything else: `{name}\n`, then an echo of everything, starting with those first bytes.
 ///
 /// `echoing` is called before the echo starts (to lengthen a read timeout, say). Returns when
@@ -171,7 +172,21 @@ pub(crate) fn converse<S: Read + Write>(
             )
         } else {
             served.fetch_add(1, SeqCst);
-            let body = format!("{name}\n");
+            // `/echo...`: the request head as received follows the name, so a test can see
+            // the path and headers a proxy sent.
+            let body = if first
+                .split(|&b| b == b' ')
+                .nth(1)
+                .is_some_and(|p| p.starts_with(b"/echo"))
+            {
+                let end = first
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map_or(first.len(), |i| i + 4);
+                format!("{name}\n{}", String::from_utf8_lossy(&first[..end]))
+            } else {
+                format!("{name}\n")
+            };
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

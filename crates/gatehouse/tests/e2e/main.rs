@@ -6,6 +6,7 @@ mod balancing;
 mod cli;
 mod demo;
 mod health;
+mod http;
 mod lifecycle;
 mod reload;
 mod tls;
