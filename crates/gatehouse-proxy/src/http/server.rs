@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gatehouse_config::{HttpFilter, HttpSettings, Listener};
@@ -27,6 +27,11 @@ use super::client::{PoolClient, client_for};
 use super::filters::{apply_header_modifier, redirect_location, rewrite_path};
 use super::router::{Matched, Router, pick_backend};
 use crate::pool::{EndpointGuard, Pool};
+
+/// How long a backend may take to start its response when the route sets no timeout (as
+/// nginx's `proxy_read_timeout`): a backend that never answers costs a 504, not a stuck
+/// request.
+const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The response body: the backend's, streamed, or one we wrote.
 type Inner = Either<Incoming, Full<Bytes>>;
@@ -529,21 +534,19 @@ async fn proxy_request(
         ]
         .into_iter()
         .flatten()
-        .min();
-        let result = match limit {
-            Some(limit) => match tokio::time::timeout(limit, attempt).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err((
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "backend `{}` did not answer within {limit:?}",
-                            choice.backend
-                        ),
-                    ));
-                }
-            },
-            None => attempt.await,
+        .min()
+        .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+        let result = match tokio::time::timeout(limit, attempt).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err((
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "backend `{}` did not answer within {limit:?}",
+                        choice.backend
+                    ),
+                ));
+            }
         };
         match result {
             Ok(mut res) => {
