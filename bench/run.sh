@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Gatehouse L4 TCP benchmark: Gatehouse vs nginx `stream` vs HAProxy (mode tcp),
-# side by side on one machine, loopback (127.0.0.1) only, one worker each.
+# side by side on one machine, loopback (127.0.0.1) only, one worker each; plain TCP, then
+# TLS termination (same ECDSA P-256 certificate everywhere, plain TCP to the same backend).
 #
 # Usage: bench/run.sh [--quick] [--out FILE] [--help]
 # Environment:
 #   DURATION        seconds per measurement (default 10; --quick sets 3)
 #   GATEHOUSE_BIN   use this gatehouse binary instead of `cargo build --release -p gatehouse`
 #   SKIP_GATEHOUSE  1 = benchmark only the backend, nginx and HAProxy
-#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+41)
+#   SKIP_TLS        1 = leave out the TLS termination tests
+#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+42)
 #   LOAD_CPU        CPU for load generators and backends (default: first allowed CPU)
 #   PROXY_CPU       CPU for the proxy under test     (default: second allowed CPU)
 #   WRK_CONNS       wrk connections (default 50)
+#   STIME_PROCS     parallel `openssl s_time -new` clients for full TLS handshakes (default 3)
 #   HAPROXY_SPLICE  1 = HAProxy `option splice-request` + `splice-response` (default: stock, no splice)
 #   ROUNDS          repeat every measurement N times, report the median (default 1)
-#   RETRIES         repeat a measurement disturbed by other work up to N times (default 2)
+#   RETRIES         repeat a measurement disturbed by other work up to N times (default 2; --quick: 1)
 #   NOISE_PCT       "disturbed" = other processes/steal used >= this % of a core (default 15)
 #   KEEP_TMP        1 = keep the temp dir (configs, logs) after the run
 # See bench/README.md.
@@ -31,16 +34,18 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1; shift ;;
     --out) [[ $# -ge 2 ]] || { echo "--out needs a file" >&2; exit 2; }; OUT_FILE=$2; shift 2 ;;
     --out=*) OUT_FILE=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-if [[ $QUICK == 1 ]]; then DURATION=3; fi
+if [[ $QUICK == 1 ]]; then DURATION=3; RETRIES=${RETRIES:-1}; fi
 DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || { echo "DURATION must be a whole number of seconds" >&2; exit 2; }
 SKIP_GATEHOUSE=${SKIP_GATEHOUSE:-0}
+SKIP_TLS=${SKIP_TLS:-0}
 WRK_CONNS=${WRK_CONNS:-50}
+STIME_PROCS=${STIME_PROCS:-3}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 ROUNDS=${ROUNDS:-1}
@@ -49,15 +54,16 @@ NOISE_PCT=${NOISE_PCT:-15}
 [[ $RETRIES =~ ^[0-9]+$ && $RETRIES -le 5 ]] || { echo "RETRIES must be 0..5" >&2; exit 2; }
 [[ $NOISE_PCT =~ ^[0-9]+$ ]] || { echo "NOISE_PCT must be a whole number" >&2; exit 2; }
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "ROUNDS must be 1..20" >&2; exit 2; }
+[[ $STIME_PROCS =~ ^[0-9]+$ && $STIME_PROCS -ge 1 && $STIME_PROCS -le 16 ]] || { echo "STIME_PROCS must be 1..16" >&2; exit 2; }
 HOST=127.0.0.1   # never anything else
 
 # ---------------------------------------------------------------- ports
 BASE_PORT=${BASE_PORT:-18080}
 P_BACKEND=$BASE_PORT                 # nginx HTTP backend
 P_IPERF=$((BASE_PORT + 1))           # iperf3 -s backend
-P_NGINX=$((BASE_PORT + 20));     P_NGINX_IPERF=$((BASE_PORT + 21))
-P_HAPROXY=$((BASE_PORT + 30));   P_HAPROXY_IPERF=$((BASE_PORT + 31))
-P_GATEHOUSE=$((BASE_PORT + 40)); P_GATEHOUSE_IPERF=$((BASE_PORT + 41))
+P_NGINX=$((BASE_PORT + 20));     P_NGINX_IPERF=$((BASE_PORT + 21));     P_NGINX_TLS=$((BASE_PORT + 22))
+P_HAPROXY=$((BASE_PORT + 30));   P_HAPROXY_IPERF=$((BASE_PORT + 31));   P_HAPROXY_TLS=$((BASE_PORT + 32))
+P_GATEHOUSE=$((BASE_PORT + 40)); P_GATEHOUSE_IPERF=$((BASE_PORT + 41)); P_GATEHOUSE_TLS=$((BASE_PORT + 42))
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -82,16 +88,16 @@ nginx_has_builtin_stream() { nginx -V 2>&1 | grep -q -- '--with-stream\([[:space
 
 ensure_tools() {
   local missing=0 c
-  for c in nginx haproxy wrk iperf3; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+  for c in nginx haproxy wrk iperf3 openssl; do command -v "$c" >/dev/null 2>&1 || missing=1; done
   if [[ $missing == 0 ]] && ! find_stream_module && ! nginx_has_builtin_stream; then missing=1; fi
   if [[ $missing == 1 ]]; then
-    log "installing nginx libnginx-mod-stream haproxy wrk iperf3"
+    log "installing nginx libnginx-mod-stream haproxy wrk iperf3 openssl"
     local sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
     $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y nginx libnginx-mod-stream haproxy wrk iperf3
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y nginx libnginx-mod-stream haproxy wrk iperf3 openssl
   fi
-  for c in nginx haproxy wrk iperf3 ss taskset awk; do
+  for c in nginx haproxy wrk iperf3 openssl ss taskset awk; do
     command -v "$c" >/dev/null 2>&1 || die "required command not found: $c"
   done
   find_stream_module || nginx_has_builtin_stream || die "nginx stream module not found"
@@ -100,9 +106,11 @@ ensure_tools() {
 # ---------------------------------------------------------------- processes
 TMP=""
 PIDS=()
+LOAD_PIDS=()   # load clients running in the background right now (openssl s_time)
 cleanup() {
   local rc=$? pid kids=() i
   trap - EXIT INT TERM
+  for pid in "${LOAD_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     # remember children (nginx workers) before the master goes away
     if [[ -d /proc/$pid ]]; then
@@ -173,6 +181,29 @@ check_http() {
   [[ $resp == *" 200 "* && $resp == *ok* ]] || die "$name on $HOST:$port did not return the backend's 200 ok (got: ${resp:0:80})"
 }
 
+# tls_probe TARGET NAME PORT : one request over TLS (certificate verified against the bench CA
+# for bench.test), then a second connection offering the first one's session. Sets
+# TLS_INFO[TARGET] = "protocol, cipher, key exchange, resumption".
+declare -A TLS_INFO=()
+tls_probe() {
+  local t=$1 name=$2 port=$3 out proto kx reused
+  local -a sc=(openssl s_client -connect "$HOST:$port" -servername bench.test -CAfile "$TMP/tls/cert.pem"
+               -verify_hostname bench.test -verify_return_error -ign_eof)
+  out=$(printf 'GET / HTTP/1.0\r\nHost: bench\r\n\r\n' |
+        timeout 5 "${sc[@]}" -sess_out "$TMP/tls/session-$t.pem" 2>&1 || true)
+  echo "$out" >"$TMP/tls/probe-$t.txt"
+  [[ $out == *"Verify return code: 0 (ok)"* && $out == *" 200 "* && $out == *$'\nok'* ]] \
+    || die "$name (TLS) on $HOST:$port: no verified handshake with the bench certificate and 200 ok (see $TMP/tls/probe-$t.txt)"
+  proto=$(awk '/^(New|Reused), / { sub(/,$/, "", $2); print $2 ", " $NF; exit }' <<<"$out")
+  kx=$(awk -F': ' '/^Server Temp Key:/ { print $2; exit }' <<<"$out")
+  out=$(printf 'GET / HTTP/1.0\r\nHost: bench\r\n\r\n' |
+        timeout 5 "${sc[@]}" -sess_in "$TMP/tls/session-$t.pem" 2>&1 || true)
+  echo "$out" >>"$TMP/tls/probe-$t.txt"
+  if grep -q '^Reused, ' <<<"$out"; then reused="resumes sessions"; else reused="no resumption"; fi
+  TLS_INFO[$t]="${proto:-?}, ${kx:-?}, $reused"
+  log "  $name TLS: ${TLS_INFO[$t]}"
+}
+
 # process tree CPU ticks (utime+stime of pid and its direct children)
 proc_ticks() {
   local pid=$1 p total=0 t
@@ -239,16 +270,22 @@ summarize() {
   done
 }
 
+# test names in the "other work" warnings
+declare -A KIND_LABEL=([ka]=keep-alive [nc]=new-conn [tp]=iperf3 [tka]=tls-keep-alive [ths]=tls-handshakes [tfull]=tls-full-handshakes)
+
 # run_wrk TARGET KIND PORT PROXYPID : KIND = ka (keep-alive) | nc (new connection per request)
+#   | tka (keep-alive over TLS) | ths (new TLS connection per request)
 run_wrk() {
   local target=$1 kind=$2 port=$3 ppid=$4 out t0=0 t1=0 w0 w1 s0 s1 oth stl rps p99 errs non2xx cpu
   local -a extra=()
-  [[ $kind == nc ]] && extra=(-H 'Connection: close')
+  local scheme=http
+  [[ $kind == nc || $kind == ths ]] && extra=(-H 'Connection: close')
+  [[ $kind == tka || $kind == ths ]] && scheme=https
   [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
   s0=$(snapshot)
   w0=$(date +%s%N)
   out=$(taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
-        wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" --latency "${extra[@]}" "http://$HOST:$port/" 2>&1) \
+        wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" --latency "${extra[@]}" "$scheme://$HOST:$port/" 2>&1) \
     || { log "wrk failed against $target:"; echo "$out" >&2; die "wrk failed"; }
   w1=$(date +%s%N)
   s1=$(snapshot)
@@ -266,9 +303,55 @@ run_wrk() {
   stage "$target.$kind.rps" "$rps"; stage "$target.$kind.p99" "$p99"
   stage "$target.$kind.err" "$errs"; stage "$target.$kind.cpu" "$cpu"
   stage "$target.$kind.oth" "$oth"; stage "$target.$kind.stl" "$stl"
-  LAST_NOISE="$oth $stl $target/$kind"
+  LAST_NOISE="$oth $stl $target/${KIND_LABEL[$kind]}"
   echo "$out" >"$TMP/wrk-$target-$kind-round$ROUND.txt"
-  log "  $target wrk $kind: $rps req/s, p99 $p99 ms, errors $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+  log "  $target wrk ${KIND_LABEL[$kind]}: $rps req/s, p99 $p99 ms, errors $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+}
+
+# run_stime TARGET PORT PROXYPID : full TLS handshakes (no session offered), each followed by
+# one request through to the backend: STIME_PROCS parallel `openssl s_time -new -www /`.
+# s_time gives up at its first failed connection, so errors = clients that failed.
+run_stime() {
+  local target=$1 port=$2 ppid=$3 t0=0 t1=0 w0 w1 s0 s1 oth stl i n=0 k bpc errs=0 rps cpu f
+  # s_time stops when time() passes start + DURATION, in whole seconds: start just after a
+  # second boundary so that every client runs the full DURATION
+  sleep "$(awk -v ns="$(date +%N)" 'BEGIN { printf "%.3f", (1e9 - ns) / 1e9 + 0.005 }')"
+  [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
+  s0=$(snapshot)
+  w0=$(date +%s%N)
+  LOAD_PIDS=()
+  for ((i = 0; i < STIME_PROCS; i++)); do
+    taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+      openssl s_time -connect "$HOST:$port" -new -www / -time "$DURATION" \
+      >"$TMP/stime-$target-round$ROUND-$i.txt" 2>&1 &
+    LOAD_PIDS+=($!)
+  done
+  for i in "${!LOAD_PIDS[@]}"; do
+    wait "${LOAD_PIDS[$i]}" || errs=$((errs + 1))
+  done
+  LOAD_PIDS=()
+  w1=$(date +%s%N)
+  s1=$(snapshot)
+  [[ $ppid != - ]] && t1=$(proc_ticks "$ppid")
+  read -r oth stl <<<"$(other_pct "$s0" "$s1" "$w0" "$w1")"
+  for ((i = 0; i < STIME_PROCS; i++)); do
+    f="$TMP/stime-$target-round$ROUND-$i.txt"
+    k=""; bpc=""
+    read -r k bpc < <(awk '/connections in .* real seconds/ { print $1, $(NF - 4) }' "$f") || true
+    n=$((n + ${k:-0}))
+    # every connection must have carried the backend's response ("200 OK" headers + "ok")
+    if [[ -z ${k:-} || -z ${bpc:-} || ${bpc:-0} -lt 20 ]]; then
+      errs=$((errs + 1)); log "  s_time client $i against $target: no result or no response; last lines:"
+      tail -n 5 "$f" >&2 || true
+    fi
+  done
+  rps=$(awk -v n="$n" -v ns=$((w1 - w0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
+  if [[ $ppid != - ]]; then cpu=$(cpu_pct "$t0" "$t1" "$w0" "$w1"); else cpu=-; fi
+  STAGED=()
+  stage "$target.tfull.rps" "$rps"; stage "$target.tfull.err" "$errs"; stage "$target.tfull.cpu" "$cpu"
+  stage "$target.tfull.oth" "$oth"; stage "$target.tfull.stl" "$stl"
+  LAST_NOISE="$oth $stl $target/${KIND_LABEL[tfull]}"
+  log "  $target s_time -new x$STIME_PROCS: $rps full handshakes/s, failed clients $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
 }
 
 # run_iperf TARGET PORT PROXYPID
@@ -345,14 +428,54 @@ fi
 
 TARGETS=(direct nginx haproxy)
 [[ $SKIP_GATEHOUSE != 1 ]] && TARGETS+=(gatehouse)
+TLS_TARGETS=()   # TLS termination: the proxies only (the backend speaks plain HTTP)
+[[ $SKIP_TLS != 1 ]] && TLS_TARGETS=("${TARGETS[@]:1}")
 ALL_PORTS=("$P_BACKEND" "$P_IPERF" "$P_NGINX" "$P_NGINX_IPERF" "$P_HAPROXY" "$P_HAPROXY_IPERF")
 [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE" "$P_GATEHOUSE_IPERF")
+if [[ $SKIP_TLS != 1 ]]; then
+  ALL_PORTS+=("$P_NGINX_TLS" "$P_HAPROXY_TLS")
+  [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE_TLS")
+fi
 for p in "${ALL_PORTS[@]}"; do
   port_listening "$p" && die "port $p already in use (set BASE_PORT to move the range)"
 done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+TMP=$(readlink -f "$TMP")   # absolute: the configs name files in it
 log "temp dir $TMP; duration ${DURATION}s; load cpu $LOAD_CPU, proxy cpu $PROXY_CPU"
+
+# ---- TLS: one self-signed ECDSA P-256 certificate for bench.test, used by every proxy
+NGINX_TLS_SERVER=""; HAPROXY_TLS_FRONTEND=""; GATEHOUSE_TLS_LISTENER=""
+if [[ $SKIP_TLS != 1 ]]; then
+  mkdir -p "$TMP/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test -days 2 \
+    -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" >"$TMP/tls/openssl-req.log" 2>&1 \
+    || { cat "$TMP/tls/openssl-req.log" >&2; die "could not make the TLS certificate"; }
+  cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"   # HAProxy: cert + key in one file
+  NGINX_TLS_SERVER="
+    server {
+        listen $HOST:$P_NGINX_TLS ssl backlog=4096;
+        ssl_certificate $TMP/tls/cert.pem;
+        ssl_certificate_key $TMP/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_pass $HOST:$P_BACKEND;
+    }"
+  HAPROXY_TLS_FRONTEND="
+frontend fe_tls
+    bind $HOST:$P_HAPROXY_TLS ssl crt $TMP/tls/combined.pem
+    default_backend be_http"
+  GATEHOUSE_TLS_LISTENER="
+      - name: tls
+        port: $P_GATEHOUSE_TLS
+        protocol: TLS
+        tls:
+          mode: Terminate
+          certificates:
+            - certFile: $TMP/tls/cert.pem
+              keyFile: $TMP/tls/key.pem
+        backend: web"
+fi
 
 LOAD_MODULE_LINE=""
 if [[ -n $NGINX_STREAM_SO ]]; then LOAD_MODULE_LINE="load_module $NGINX_STREAM_SO;"; fi
@@ -411,7 +534,7 @@ stream {
     server {
         listen $HOST:$P_NGINX_IPERF;
         proxy_pass $HOST:$P_IPERF;
-    }
+    }$NGINX_TLS_SERVER
 }
 EOF
 } >"$TMP/nginx/nginx.conf"
@@ -419,7 +542,8 @@ nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf"
   || die "nginx stream config invalid"
 start nginx-stream "$PROXY_CPU" "$TMP/nginx/stderr.log" \
   nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
-wait_ready nginx-stream "$LAST_PID" "$TMP/nginx/stderr.log" "$P_NGINX" "$P_NGINX_IPERF"
+wait_ready nginx-stream "$LAST_PID" "$TMP/nginx/stderr.log" "$P_NGINX" "$P_NGINX_IPERF" \
+  ${NGINX_TLS_SERVER:+"$P_NGINX_TLS"}
 PID_NGINX=$LAST_PID
 
 # ---- HAProxy mode tcp
@@ -452,10 +576,12 @@ frontend fe_iperf
 
 backend be_iperf
     server s1 $HOST:$P_IPERF
+$HAPROXY_TLS_FRONTEND
 EOF
 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" || die "HAProxy config invalid"
 start haproxy "$PROXY_CPU" "$TMP/haproxy/stderr.log" haproxy -db -f "$TMP/haproxy/haproxy.cfg"
-wait_ready haproxy "$LAST_PID" "$TMP/haproxy/stderr.log" "$P_HAPROXY" "$P_HAPROXY_IPERF"
+wait_ready haproxy "$LAST_PID" "$TMP/haproxy/stderr.log" "$P_HAPROXY" "$P_HAPROXY_IPERF" \
+  ${HAPROXY_TLS_FRONTEND:+"$P_HAPROXY_TLS"}
 PID_HAPROXY=$LAST_PID
 
 # ---- Gatehouse
@@ -472,25 +598,30 @@ gateways:
         backend: web
       - name: iperf
         port: $P_GATEHOUSE_IPERF
-        backend: iperf
+        backend: iperf$GATEHOUSE_TLS_LISTENER
 backends:
   - name: web
     endpoints: [$HOST:$P_BACKEND]
   - name: iperf
     endpoints: [$HOST:$P_IPERF]
 EOF
+  "$GH_BIN" check -c "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse/check.log" 2>&1 \
+    || { cat "$TMP/gatehouse/check.log" >&2; die "gatehouse config invalid (SKIP_TLS=1 leaves out the TLS listener)"; }
   start gatehouse "$PROXY_CPU" "$TMP/gatehouse/stderr.log" \
     "$GH_BIN" run -c "$TMP/gatehouse/gatehouse.yaml" --threads 1
-  wait_ready gatehouse "$LAST_PID" "$TMP/gatehouse/stderr.log" "$P_GATEHOUSE" "$P_GATEHOUSE_IPERF"
+  wait_ready gatehouse "$LAST_PID" "$TMP/gatehouse/stderr.log" "$P_GATEHOUSE" "$P_GATEHOUSE_IPERF" \
+    ${GATEHOUSE_TLS_LISTENER:+"$P_GATEHOUSE_TLS"}
   PID_GATEHOUSE=$LAST_PID
 fi
 
 declare -A HTTP_PORT=([direct]=$P_BACKEND [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [gatehouse]=$P_GATEHOUSE)
 declare -A IPERF_PORT=([direct]=$P_IPERF [nginx]=$P_NGINX_IPERF [haproxy]=$P_HAPROXY_IPERF [gatehouse]=$P_GATEHOUSE_IPERF)
+declare -A TLS_PORT=([nginx]=$P_NGINX_TLS [haproxy]=$P_HAPROXY_TLS [gatehouse]=$P_GATEHOUSE_TLS)
 declare -A PPID_OF=([direct]=- [nginx]=$PID_NGINX [haproxy]=$PID_HAPROXY [gatehouse]=$PID_GATEHOUSE)
 declare -A LABEL=([direct]="backend direct" [nginx]="nginx stream" [haproxy]="HAProxy tcp" [gatehouse]="Gatehouse")
 
 for t in "${TARGETS[@]}"; do check_http "${LABEL[$t]}" "${HTTP_PORT[$t]}"; done
+for t in "${TLS_TARGETS[@]}"; do tls_probe "$t" "${LABEL[$t]}" "${TLS_PORT[$t]}"; done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # how busy the machine is with other work right now (1 s sample of /proc/stat, all CPUs)
 cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
@@ -506,6 +637,13 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   for t in "${TARGETS[@]}"; do measure run_wrk "$t" nc "${HTTP_PORT[$t]}" "${PPID_OF[$t]}"; done
   log "round $ROUND/$ROUNDS: throughput: iperf3 -c $HOST -t $DURATION -O 1 (one stream)"
   for t in "${TARGETS[@]}"; do measure run_iperf "$t" "${IPERF_PORT[$t]}" "${PPID_OF[$t]}"; done
+  [[ ${#TLS_TARGETS[@]} -gt 0 ]] || continue
+  log "round $ROUND/$ROUNDS: TLS keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://..."
+  for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" tka "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+  log "round $ROUND/$ROUNDS: TLS handshake per request: wrk ... -H 'Connection: close' https://... (wrk resumes sessions)"
+  for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" ths "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+  log "round $ROUND/$ROUNDS: full TLS handshakes: $STIME_PROCS x openssl s_time -new -www / -time $DURATION"
+  for t in "${TLS_TARGETS[@]}"; do measure run_stime "$t" "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
 done
 summarize
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -557,6 +695,50 @@ if [[ $SKIP_GATEHOUSE != 1 ]]; then
     "$(ratio_hi "${R[gatehouse.tp.eff]}" "${R[nginx.tp.eff]}" "${R[haproxy.tp.eff]}")")")
 fi
 
+# TLS tables. Gatehouse is compared with each incumbent separately (DESIGN.md's TLS target is
+# against nginx); tka = keep-alive, ths = wrk new connection per request (resumed handshakes
+# where the server resumes), tfull = s_time -new (full handshakes).
+THEAD=("TLS target" "keep-alive req/s" "keep-alive p99 ms" "handshakes/s (wrk)" "new-conn p99 ms" "full handshakes/s (s_time)")
+TDHEAD=("TLS target" "CPU% ka" "CPU% hs" "CPU% full" "ka req/s per core" "hs/s per core" "full hs/s per core" "errors ka/hs/full" "other CPU% ka/hs/full")
+TROWS=(); TDROWS=()
+TLS_TARGET_LINE=""
+if [[ ${#TLS_TARGETS[@]} -gt 0 ]]; then
+  for t in "${TLS_TARGETS[@]}"; do
+    R[$t.tka.eff]=$(per_core "${R[$t.tka.rps]}" "${R[$t.tka.cpu]}" "%.0f")
+    R[$t.ths.eff]=$(per_core "${R[$t.ths.rps]}" "${R[$t.ths.cpu]}" "%.0f")
+    R[$t.tfull.eff]=$(per_core "${R[$t.tfull.rps]}" "${R[$t.tfull.cpu]}" "%.0f")
+    TROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.tka.rps]}" "${R[$t.tka.p99]}" \
+      "${R[$t.ths.rps]}" "${R[$t.ths.p99]}" "${R[$t.tfull.rps]}")")
+    TDROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.tka.cpu]}" "${R[$t.ths.cpu]}" \
+      "${R[$t.tfull.cpu]}" "${R[$t.tka.eff]}" "${R[$t.ths.eff]}" "${R[$t.tfull.eff]}" \
+      "${R[$t.tka.err]}/${R[$t.ths.err]}/${R[$t.tfull.err]}" "${R[$t.tka.oth]}/${R[$t.ths.oth]}/${R[$t.tfull.oth]}")")
+  done
+  if [[ $SKIP_GATEHOUSE != 1 ]]; then
+    for i in nginx haproxy; do
+      TROWS+=("$(printf 'Gatehouse / %s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$i]}" \
+        "$(ratio_hi "${R[gatehouse.tka.rps]}" "${R[$i.tka.rps]}" NA)" \
+        "$(ratio_lo "${R[gatehouse.tka.p99]}" "${R[$i.tka.p99]}" NA)" \
+        "$(ratio_hi "${R[gatehouse.ths.rps]}" "${R[$i.ths.rps]}" NA)" \
+        "$(ratio_lo "${R[gatehouse.ths.p99]}" "${R[$i.ths.p99]}" NA)" \
+        "$(ratio_hi "${R[gatehouse.tfull.rps]}" "${R[$i.tfull.rps]}" NA)")")
+      TDROWS+=("$(printf 'Gatehouse / %s\t\t\t\t%s\t%s\t%s\t\t' "${LABEL[$i]}" \
+        "$(ratio_hi "${R[gatehouse.tka.eff]}" "${R[$i.tka.eff]}" NA)" \
+        "$(ratio_hi "${R[gatehouse.ths.eff]}" "${R[$i.ths.eff]}" NA)" \
+        "$(ratio_hi "${R[gatehouse.tfull.eff]}" "${R[$i.tfull.eff]}" NA)")")
+    done
+    # DESIGN.md: TLS handshakes/s at least 1.2x nginx. Judged on full and on resumed handshakes,
+    # by req/s and by work per proxy core (the load generator's core is often the limit here).
+    verdict() { awk -v a="${1%x}" -v b="${2%x}" 'BEGIN {
+      if (a == "n/a" || b == "n/a") print "n/a"; else if (a + 0 >= 1.2) print "met";
+      else if (b + 0 >= 1.2) print "met per proxy core only"; else print "not met" }'; }
+    rf=$(ratio_hi "${R[gatehouse.tfull.rps]}" "${R[nginx.tfull.rps]}" NA)
+    rfc=$(ratio_hi "${R[gatehouse.tfull.eff]}" "${R[nginx.tfull.eff]}" NA)
+    rr=$(ratio_hi "${R[gatehouse.ths.rps]}" "${R[nginx.ths.rps]}" NA)
+    rrc=$(ratio_hi "${R[gatehouse.ths.eff]}" "${R[nginx.ths.eff]}" NA)
+    TLS_TARGET_LINE="TLS target (DESIGN.md: handshakes/s at least 1.2x nginx): full handshakes $rf (per proxy core $rfc): $(verdict "$rf" "$rfc"); handshakes as wrk makes them $rr (per proxy core $rrc): $(verdict "$rr" "$rrc")."
+  fi
+fi
+
 print_text_table() { # header array name, rows array name
   local -n h=$1 r=$2
   { (IFS=$'\t'; echo "${h[*]}"); printf '%s\n' "${r[@]}"; } |
@@ -581,6 +763,13 @@ HAPROXY_V=$( (haproxy -v 2>/dev/null || true) | awk 'NR == 1 { print $3 }')
 WRK_V=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
 IPERF_V=$( (iperf3 -v 2>/dev/null || true) | awk 'NR == 1 { print $2 }')
 GH_V="skipped"
+# TLS libraries in use: the system OpenSSL (clients, nginx, HAProxy), rustls + aws-lc-rs (Gatehouse)
+TLS_LIBS="client (wrk, s_time) $(openssl version | awk '{ print $1, $2 }')"
+TLS_LIBS+="; nginx running with $(nginx -V 2>&1 | sed -n 's/.*running with \(OpenSSL [^ ]*\).*/\1/p' | sed -n 1p)"
+TLS_LIBS+="; HAProxy running on $( (haproxy -vv 2>/dev/null || true) | sed -n 's/^Running on OpenSSL version : \(OpenSSL [^ ]*\).*/\1/p')"
+if [[ $SKIP_GATEHOUSE != 1 ]]; then
+  TLS_LIBS+="; Gatehouse $(awk '/^name = "(rustls|aws-lc-rs)"$/ { n = $3; gsub(/"/, "", n); getline; v = $3; gsub(/"/, "", v); printf "%s%s %s", sep, n, v; sep = " + " }' "$REPO_DIR/Cargo.lock" 2>/dev/null || true) (Cargo.lock)"
+fi
 if [[ $SKIP_GATEHOUSE != 1 ]]; then
   GH_V="$GH_BIN"
   if GIT_REV=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null); then
@@ -592,7 +781,7 @@ NOW=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 SPLICE_DESC=$([[ $HAPROXY_SPLICE == 1 ]] && echo "splice-request + splice-response forced" || echo "stock config, no splice")
 
 echo
-echo "Gatehouse L4 benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
+echo "Gatehouse L4 and TLS benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
 echo "machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r)"
 echo "cores: $CORE_NOTE"
 # tests in which some proxy did not keep its core busy: the load core was the limit there
@@ -612,6 +801,12 @@ for k in ka:keep-alive nc:new-conn tp:iperf3; do
     if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
   done
 done
+for k in tka:TLS-keep-alive ths:TLS-handshakes tfull:TLS-full-handshakes; do
+  for t in "${TLS_TARGETS[@]}"; do
+    c=${R[$t.${k%%:*}.cpu]}
+    if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
+  done
+done
 if [[ ${#UNSAT[@]} -gt 0 ]]; then
   NOTES+=("Some proxy used under 90% of its core in: ${UNSAT[*]}. There the load generator and backend core was the limit, so req/s ratios are compressed towards 1; compare the per-core columns (work per proxy CPU) as well.")
 fi
@@ -620,6 +815,18 @@ if [[ $SKIP_GATEHOUSE != 1 ]]; then
 else
   NOTES+=("Gatehouse skipped (SKIP_GATEHOUSE=1): no ratios.")
 fi
+if [[ ${#TLS_TARGETS[@]} -gt 0 ]]; then
+  TLS_DESC=""; NORESUME=""
+  for t in "${TLS_TARGETS[@]}"; do
+    TLS_DESC+="${TLS_DESC:+; }${LABEL[$t]}: ${TLS_INFO[$t]}"
+    [[ ${TLS_INFO[$t]} == *"no resumption"* ]] && NORESUME+="${NORESUME:+, }${LABEL[$t]}"
+  done
+  NOTES+=("TLS: each proxy terminates TLS with the same self-signed ECDSA P-256 certificate and forwards plain TCP to the backend. Negotiated with openssl s_client: $TLS_DESC. handshakes/s (wrk) = wrk over https with 'Connection: close': wrk offers each slot's previous session, so against a server that resumes these are resumed handshakes (TLS 1.3: PSK + ECDHE, no certificate or signature). full handshakes/s (s_time) = $STIME_PROCS parallel 'openssl s_time -new -www /': no session offered, a full handshake (certificate + ECDSA signature) and one request per connection. p99 is wrk's time from sending the request to the response; wrk starts that clock after the connect and the handshake. TLS ratio rows: Gatehouse / that incumbent (p99: incumbent / Gatehouse).")
+  if [[ -n $NORESUME ]]; then
+    NOTES+=("WARNING: $NORESUME did not resume a TLS session in the probe, so its wrk handshakes/s are full handshakes while the others' are resumed; compare the s_time column instead.")
+  fi
+  [[ -n $TLS_TARGET_LINE ]] && NOTES+=("$TLS_TARGET_LINE")
+fi
 NOTES+=("Details: CPU% is the proxy's CPU time (all threads and worker processes) over the run's wall time, 100 = one core; per core = figure / (CPU%/100); ka = keep-alive, nc = new connection per request; other CPU% = approximate CPU used by processes not started here (% of one core, median over rounds).")
 
 echo
@@ -627,12 +834,19 @@ print_text_table HEAD ROWS
 echo
 print_text_table DHEAD DROWS
 echo
+if [[ ${#TROWS[@]} -gt 0 ]]; then
+  echo "TLS termination, same ECDSA P-256 certificate everywhere; TLS libraries: $TLS_LIBS"
+  print_text_table THEAD TROWS
+  echo
+  print_text_table TDHEAD TDROWS
+  echo
+fi
 printf -- '- %s\n' "${NOTES[@]}" | fold -s -w 110
 echo "machine busy before: ${BUSY_BEFORE}%; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
 
 mkdir -p "$(dirname "$OUT_FILE")"
 {
-  echo "# Gatehouse L4 TCP benchmark"
+  echo "# Gatehouse L4 TCP and TLS benchmark"
   echo
   echo "- date: $NOW"
   echo "- runs: ${DURATION}s per measurement, $ROUNDS round(s), median reported"
@@ -648,6 +862,14 @@ mkdir -p "$(dirname "$OUT_FILE")"
   echo
   print_md_table DHEAD DROWS
   echo
+  if [[ ${#TROWS[@]} -gt 0 ]]; then
+    echo "TLS termination: same certificate (ECDSA P-256) for all; TLS libraries: $TLS_LIBS; TLS load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://...\` (keep-alive), same plus \`-H 'Connection: close'\` (handshake per request), $STIME_PROCS x \`openssl s_time -new -www / -time $DURATION\` (full handshakes)"
+    echo
+    print_md_table THEAD TROWS
+    echo
+    print_md_table TDHEAD TDROWS
+    echo
+  fi
   printf -- '- %s\n' "${NOTES[@]}"
 } >"$OUT_FILE"
 log "markdown written to $OUT_FILE"

@@ -171,6 +171,9 @@ pub fn server_config(
         .with_cert_resolver(resolver);
     config.alpn_protocols = options.alpn.clone();
     config.ticketer = ticketer;
+    // One TLS 1.3 ticket per handshake (rustls sends two by default): each costs an
+    // encryption here and a session copy at the client, and one is what a client resumes with.
+    config.send_tls13_tickets = 1;
     config.ignore_client_order = false;
     // `session_storage` keeps its default: an in-memory cache of 256 sessions.
     Ok(Arc::new(config))
