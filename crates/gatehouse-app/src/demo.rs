@@ -25,11 +25,11 @@ gateways:
     listeners:
       - name: web
         port: {GATEWAY_PORT}
-        protocol: TCP
+        protocol: HTTP               # routed per request; one log line per request
         backend: hello
       - name: tls
         port: {TLS_PORT}
-        protocol: TLS                # terminated here, then the same backends
+        protocol: HTTPS              # TLS terminated here, then the same routing
         tls:
           certificates:              # a demo certificate for *.example.test (from examples/tls/)
             - certFile: {CERT_DIR}/demo.crt
@@ -149,8 +149,8 @@ fn print_welcome(gateway: SocketAddr, tls: SocketAddr, files: &Path, config: &st
     let url = format!("http://{gateway}/");
     let port = tls.port();
     println!(
-        "\nGatehouse demo: a TCP gateway on {gateway} balancing over two built-in backends
-(blue and green) and a third endpoint (red) that is not running, and a TLS gateway on
+        "\nGatehouse demo: an HTTP gateway on {gateway} balancing over two built-in backends
+(blue and green) and a third endpoint (red) that is not running, and an HTTPS gateway on
 {tls} that terminates with a demo certificate for *.example.test in front of them.
 
 Try, in another terminal:
@@ -160,8 +160,9 @@ Try, in another terminal:
   curl --cacert {ca} --resolve demo.example.test:{port}:127.0.0.1 https://demo.example.test:{port}/
   openssl s_client -connect {tls} -servername demo.example.test -brief </dev/null
 
-Within two seconds the log says `endpoint down` for red; until then, a connection
-that lands on red is retried on blue or green, and the client never sees it.
+Within two seconds the log says `endpoint down` for red; until then, a request that
+lands on red is retried on blue or green, and the client never sees it. The backends
+see your address in X-Forwarded-For; the log has one line per request.
 
 The config this demo runs (check your own with `gatehouse check -c FILE`):
 ",
@@ -197,12 +198,21 @@ async fn answer(mut stream: TcpStream, peer: SocketAddr, name: &str) -> std::io:
         }
         head.extend_from_slice(&buf[..n]);
     }
-    let request_line = String::from_utf8_lossy(&head);
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    // The client's own address, as the gateway passes it on.
+    let client = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-forwarded-for")
+                .then(|| value.trim())
+        })
+        .unwrap_or("unknown");
     let body = if path == "/healthz" {
         "ok\n".to_owned()
     } else {
-        format!("hello from {name}: you asked for {path}, from {peer}\n")
+        format!("hello from {name}: you asked for {path}, via {peer}, for client {client}\n")
     };
     let response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
