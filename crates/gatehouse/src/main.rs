@@ -55,10 +55,10 @@ enum Command {
     },
     /// Run a gateway on 127.0.0.1 in front of two built-in backends, no config file needed.
     Demo {
-        /// Port of the demo's TCP gateway (a free one is used if it is taken).
+        /// Port of the demo's HTTP gateway (a free one is used if it is taken).
         #[arg(long, default_value_t = 8080)]
         port: u16,
-        /// Port of the demo's TLS-terminating gateway (a free one is used if it is taken).
+        /// Port of the demo's HTTPS gateway (a free one is used if it is taken).
         #[arg(long, default_value_t = 8443)]
         tls_port: u16,
     },
