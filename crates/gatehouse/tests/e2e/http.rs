@@ -34,6 +34,21 @@ fn echoed_request_line(body: &str) -> String {
     body.lines().nth(1).unwrap_or("").to_owned()
 }
 
+/// One HTTP listener, `web/http` on 127.0.0.1:0, whose `backend` is `site` at `addr`; `extra`
+/// is more keys for the listener's flow mapping (`, http: {...}`).
+fn http_listener(addr: SocketAddr, extra: &str) -> String {
+    format!(
+        "gateways:
+  - name: web
+    addresses: [127.0.0.1]
+    listeners:
+      - {{name: http, port: 0, protocol: HTTP, backend: site{extra}}}
+backends:
+  - {{name: site, endpoints: [{addr}]}}
+"
+    )
+}
+
 fn routing_config(backends: &[(&str, SocketAddr)]) -> String {
     let mut yaml = "gateways:
   - name: web
@@ -149,17 +164,7 @@ fn requests_are_routed_by_host_path_and_headers_with_gateway_api_precedence() {
 #[test]
 fn the_backend_learns_who_asked_and_hop_by_hop_headers_stop_at_the_gateway() {
     let site = Backend::start("site");
-    let yaml = format!(
-        "gateways:
-  - name: web
-    addresses: [127.0.0.1]
-    listeners:
-      - {{name: http, port: 0, protocol: HTTP, backend: site}}
-backends:
-  - {{name: site, endpoints: [{}]}}
-",
-        site.addr()
-    );
+    let yaml = http_listener(site.addr(), "");
     let g = Gatehouse::start(BIN, &yaml);
     let gw = g.addr("web/http");
     let c = get(
@@ -283,17 +288,7 @@ backends:
 #[test]
 fn h2c_with_prior_knowledge_works_on_a_plain_listener() {
     let site = Backend::start("site");
-    let yaml = format!(
-        "gateways:
-  - name: web
-    addresses: [127.0.0.1]
-    listeners:
-      - {{name: http, port: 0, protocol: HTTP, backend: site}}
-backends:
-  - {{name: site, endpoints: [{}]}}
-",
-        site.addr()
-    );
+    let yaml = http_listener(site.addr(), "");
     let g = Gatehouse::start(BIN, &yaml);
     let c = get(
         g.addr("web/http"),
@@ -382,20 +377,9 @@ backends:
 #[test]
 fn oversized_and_slow_request_heads_are_refused() {
     let site = Backend::start("site");
-    let yaml = format!(
-        "gateways:
-  - name: web
-    addresses: [127.0.0.1]
-    listeners:
-      - name: http
-        port: 0
-        protocol: HTTP
-        backend: site
-        http: {{headerTimeout: 500ms, maxHeaderBytes: 16384, maxHeaders: 20}}
-backends:
-  - {{name: site, endpoints: [{}]}}
-",
-        site.addr()
+    let yaml = http_listener(
+        site.addr(),
+        ", http: {headerTimeout: 500ms, maxHeaderBytes: 16384, maxHeaders: 20}",
     );
     let g = Gatehouse::start(BIN, &yaml);
     let gw = g.addr("web/http");
@@ -492,16 +476,7 @@ fn upgraded_connections_are_tunnelled() {
             });
         }
     });
-    let yaml = format!(
-        "gateways:
-  - name: web
-    addresses: [127.0.0.1]
-    listeners:
-      - {{name: http, port: 0, protocol: HTTP, backend: ws}}
-backends:
-  - {{name: ws, endpoints: [{backend_addr}]}}
-"
-    );
+    let yaml = http_listener(backend_addr, "");
     let g = Gatehouse::start(BIN, &yaml);
     let mut s = connect(g.addr("web/http")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
