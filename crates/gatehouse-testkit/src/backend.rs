@@ -43,17 +43,7 @@ impl Backend {
             served: AtomicUsize::new(0),
             open: Mutex::new(Vec::new()),
         });
-        let accept_shared = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_shared.stopped.load(SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let conn_shared = Arc::clone(&accept_shared);
-                std::thread::spawn(move || serve(stream, &conn_shared));
-            }
-        });
+        accept_in_background(listener, &shared, |s| &s.stopped, serve);
         Backend { shared, addr }
     }
 
@@ -80,25 +70,51 @@ impl Backend {
         if self.shared.stopped.swap(true, SeqCst) {
             return;
         }
-        // Wake the accept loop so it sees `stopped` and drops the listener.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        for s in self.shared.open.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        // Wait until the port really refuses connections.
-        for _ in 0..100 {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_err() {
-                return;
-            }
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        stop_listening(self.addr, self.shared.open.lock().unwrap().drain(..));
     }
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Accepts on `listener` in a thread of its own, serving each connection in a thread of its
+/// own, until the flag `stopped` picks out of `shared` is set (and one more connection wakes
+/// the loop: see [`stop_listening`]).
+pub(crate) fn accept_in_background<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    shared: &Arc<S>,
+    stopped: fn(&S) -> &AtomicBool,
+    serve: fn(TcpStream, &S),
+) {
+    let shared = Arc::clone(shared);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stopped(&shared).load(SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let conn_shared = Arc::clone(&shared);
+            std::thread::spawn(move || serve(stream, &conn_shared));
+        }
+    });
+}
+
+/// After the stop flag is set: wakes the accept loop (so it drops the listener), resets the
+/// `open` connections, and waits until `addr` really refuses connections.
+pub(crate) fn stop_listening(addr: SocketAddr, open: impl Iterator<Item = TcpStream>) {
+    let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    for s in open {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+    for _ in 0..100 {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            return;
+        }
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -346,17 +346,7 @@ impl TlsBackend {
             open: Mutex::new(HashMap::new()),
             handshakes: Mutex::new(Vec::new()),
         });
-        let accept_shared = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if accept_shared.stopped.load(SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let conn_shared = Arc::clone(&accept_shared);
-                std::thread::spawn(move || serve_tracked(stream, &conn_shared));
-            }
-        });
+        crate::backend::accept_in_background(listener, &shared, |s| &s.stopped, serve_tracked);
         TlsBackend { shared, addr }
     }
 
@@ -388,19 +378,15 @@ impl TlsBackend {
         if self.shared.stopped.swap(true, SeqCst) {
             return;
         }
-        // Wake the accept loop so it sees `stopped` and drops the listener.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        for (_, s) in self.shared.open.lock().unwrap().drain() {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        // Wait until the port really refuses connections.
-        for _ in 0..100 {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_err() {
-                return;
-            }
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let open: Vec<TcpStream> = self
+            .shared
+            .open
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        crate::backend::stop_listening(self.addr, open.into_iter());
     }
 }
 
