@@ -281,10 +281,21 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Whether a request asks to switch protocols (WebSocket and friends, HTTP/1.1 only).
+/// Whether a request asks to switch protocols (WebSocket and friends, HTTP/1.1 only). Not
+/// to `h2c` (nor to protocols not written in ASCII): a backend that took it would give the
+/// client a raw HTTP/2 connection, past routing, filters and forwarding headers (h2c
+/// smuggling). Such a request goes on without `Upgrade`, like any hop-by-hop header.
 fn wants_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
+        && !req.headers().get_all(header::UPGRADE).iter().any(|v| {
+            v.to_str().map_or(true, |v| {
+                v.split(',').any(|p| {
+                    let name = p.trim().split('/').next().unwrap_or("");
+                    name.eq_ignore_ascii_case("h2c")
+                })
+            })
+        })
         && req
             .headers()
             .get_all(header::CONNECTION)
@@ -401,6 +412,16 @@ async fn proxy_request(
     cut: CancellationToken,
 ) -> Result<(Response<Inner>, Option<EndpointGuard>), Refusal> {
     let path = req.uri().path().to_owned();
+    // Only a path is proxied. `OPTIONS *` and an authority-form target have none: glued to
+    // the endpoint's address below, they would make a URI whose authority the connector
+    // cannot parse, counted as a failed connect (ejecting a healthy endpoint); and the
+    // authority form would be routed as `` but sent as `/`.
+    if !path.starts_with('/') {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "the request target is not a path".into(),
+        ));
+    }
     let query = req.uri().query().map(str::to_owned);
     let Some(Matched {
         route,

@@ -8,6 +8,7 @@ mod demo;
 mod examples;
 mod health;
 mod http;
+mod http_hardening;
 mod lifecycle;
 mod reload;
 mod tls;
