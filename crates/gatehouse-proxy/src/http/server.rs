@@ -281,6 +281,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Whether `Transfer-Encoding` names a coding other than `chunked`.
+fn has_other_transfer_coding(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str().map_or(true, |v| {
+            v.split(',')
+                .any(|c| !c.trim().eq_ignore_ascii_case("chunked"))
+        })
+    })
+}
+
 /// Whether a request asks to switch protocols (WebSocket and friends, HTTP/1.1 only). Not
 /// to `h2c` (nor to protocols not written in ASCII): a backend that took it would give the
 /// client a raw HTTP/2 connection, past routing, filters and forwarding headers (h2c
@@ -420,6 +430,15 @@ async fn proxy_request(
         return Err((
             StatusCode::BAD_REQUEST,
             "the request target is not a path".into(),
+        ));
+    }
+    // A transfer coding other than chunked (`gzip, chunked`) cannot be passed on: the header
+    // is hop-by-hop and the body is re-framed as chunked, so the backend would get coded bytes
+    // it was not told about. RFC 9112 section 6.1: answer 501.
+    if has_other_transfer_coding(req.headers()) {
+        return Err((
+            StatusCode::NOT_IMPLEMENTED,
+            "transfer codings other than chunked are not supported".into(),
         ));
     }
     let query = req.uri().query().map(str::to_owned);

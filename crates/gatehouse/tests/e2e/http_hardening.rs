@@ -706,15 +706,12 @@ fn content_length_and_transfer_encoding_never_split_a_request() {
             "",
             CHUNKED,
         ),
-        // A coding before chunked: still framed by chunked, and the backend gets one request.
-        // (It gets `Transfer-Encoding: chunked` alone: Gatehouse drops the header as
-        // hop-by-hop and hyper re-chunks, so the `gzip` label is lost. That is about the
-        // body's coding, not its framing, so it is not asserted here.)
-        forwarded(
+        // A coding before chunked: the body is coded, and the coding could not be passed on
+        // (the header is hop-by-hop, the body is re-framed): 501, as RFC 9112 says.
+        refused(
             "te_gzip_chunked",
             request("POST", "te_gzip_chunked", "Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
-            "",
-            &[("content-length", None)],
+            501,
         ),
     ];
     run(gw, &rec, cases);
