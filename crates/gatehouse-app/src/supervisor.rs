@@ -87,6 +87,7 @@ impl Supervisor {
                 listeners: vec![],
                 backends: Default::default(),
                 drain_timeout: config.drain_timeout,
+                manifests: Vec::new(),
             }),
             listeners: HashMap::new(),
             pools: HashMap::new(),

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, Source};
-use crate::model::{RawBackend, RawConfig, RawForward, RawGateway, RawHealthCheck, S, Scalar};
+use crate::gateway_api::Manifests;
+use crate::model::{
+    RawBackend, RawConfig, RawForward, RawGateway, RawHealthCheck, RawRoute, S, Scalar,
+};
 use crate::parse::{
     closest, parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address,
     parse_listen_socket, parse_status_range,
@@ -43,7 +46,8 @@ pub fn load_str(name: &str, text: &str) -> Result<Loaded, Diagnostics> {
 
 /// Parses, validates and compiles one source.
 pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
-    let fail = |items| Diagnostics {
+    let mut source = source.clone();
+    let fail = |source: &Source, items| Diagnostics {
         source: source.clone(),
         items,
     };
@@ -54,21 +58,41 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
             routes: vec![],
             forwards: vec![],
             settings: None,
+            gateway_api: None,
         }
     } else {
-        serde_saphyr::from_str(&source.text).map_err(|e| fail(vec![yaml_error(&e)]))?
+        serde_saphyr::from_str(&source.text).map_err(|e| fail(&source, vec![yaml_error(&e)]))?
     };
     // Files the config names (certificates, CA bundles) are relative to the config's directory.
     let base = Path::new(&*source.name)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    let mut manifests = match &raw.gateway_api {
+        Some(api) => crate::gateway_api::read(api, &base),
+        None => Manifests::default(),
+    };
+    source = source.with_files(std::mem::take(&mut manifests.sources));
+    if manifests
+        .diags
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error)
+    {
+        let mut items = manifests.diags;
+        items.sort_by_key(|d| (d.pos.file, d.pos.line, d.pos.column));
+        return Err(fail(&source, items));
+    }
     let mut cx = Compiler {
-        diags: Vec::new(),
+        diags: std::mem::take(&mut manifests.diags),
         base,
     };
-    let config = cx.config(&raw);
-    let diagnostics = fail(cx.diags);
+    let mut config = cx.config(&raw, &manifests);
+    config.manifests = source
+        .files()
+        .iter()
+        .map(|f| PathBuf::from(&*f.name))
+        .collect();
+    let diagnostics = fail(&source, cx.diags);
     if diagnostics.has_errors() {
         Err(diagnostics)
     } else {
@@ -80,7 +104,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
 }
 
 /// Turns a YAML/shape error into our diagnostic, in the user's words.
-fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
+pub(crate) fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
     let pos = e.location().map(Pos::from).unwrap_or_default();
     let text = e.without_snippet().to_string();
     let text = match text.rfind(" at line ") {
@@ -132,8 +156,33 @@ fn yaml_error(e: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::error(pos, text).with_hint("see docs/config.md for the shape of each section")
 }
 
+thread_local! {
+    /// The file whose objects are being compiled (0: the config file; `n`: its `n`th
+    /// manifest file). Spans carry line and column only, so [`pos`] stamps them with this.
+    static CURRENT_FILE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, positions taken with [`pos`] are in manifest file `file`; the previous file
+/// is restored on drop.
+pub(crate) struct InFile(u32);
+
+impl InFile {
+    pub(crate) fn new(file: u32) -> Self {
+        InFile(CURRENT_FILE.with(|c| c.replace(file)))
+    }
+}
+
+impl Drop for InFile {
+    fn drop(&mut self) {
+        CURRENT_FILE.with(|c| c.set(self.0));
+    }
+}
+
 pub(crate) fn pos<T>(s: &S<T>) -> Pos {
-    Pos::from(s.referenced)
+    Pos {
+        file: CURRENT_FILE.with(std::cell::Cell::get),
+        ..Pos::from(s.referenced)
+    }
 }
 
 /// The position of a value, or of the list item holding it when the value came from a short
@@ -200,7 +249,7 @@ impl Compiler {
         &mut self.diags[index]
     }
 
-    fn config(&mut self, raw: &RawConfig) -> Config {
+    fn config(&mut self, raw: &RawConfig, manifests: &Manifests) -> Config {
         let mut backends = BTreeMap::new();
         let mut backend_pos: HashMap<String, Pos> = HashMap::new();
         for b in &raw.backends {
@@ -228,7 +277,13 @@ impl Compiler {
         let mut drafts: Vec<Draft> = Vec::new();
         let mut gateway_pos: HashMap<&str, Pos> = HashMap::new();
         let mut references: Vec<BackendRef> = Vec::new();
-        for g in &raw.gateways {
+        let gateways = raw
+            .gateways
+            .iter()
+            .map(|g| (0, g))
+            .chain(manifests.gateways.iter().map(|(f, g)| (*f, g)));
+        for (file, g) in gateways {
+            let _file = InFile::new(file);
             let name = g.value.name.value.as_str();
             if self.name_ok(&g.value.name, "gateway") {
                 if let Some(&first) = gateway_pos.get(name) {
@@ -244,7 +299,13 @@ impl Compiler {
             }
             self.gateway(g, &mut drafts, &mut references);
         }
-        self.routes(&raw.routes, &gateway_pos, &mut drafts, &mut references);
+        let routes: Vec<(u32, &S<RawRoute>)> = raw
+            .routes
+            .iter()
+            .map(|r| (0, r))
+            .chain(manifests.routes.iter().map(|(f, r)| (*f, r)))
+            .collect();
+        self.routes(&routes, &gateway_pos, &mut drafts, &mut references);
         let (mut listeners, mut origins) = self.finish_listeners(drafts, &backends);
         let mut forward_names: HashMap<String, Pos> = HashMap::new();
         for f in &raw.forwards {
@@ -273,17 +334,23 @@ impl Compiler {
             .unwrap_or(Duration::from_secs(30));
         if listeners.is_empty() && self.diags.is_empty() {
             self.warn(
-                Pos { line: 1, column: 1 },
+                Pos {
+                    line: 1,
+                    column: 1,
+                    file: 0,
+                },
                 "the config defines no listeners: nothing will be served",
             )
             .hint("add a `gateways:` section with listeners, or a `forwards:` entry");
         }
         // In file order, whichever check found them (stable: same place keeps check order).
-        self.diags.sort_by_key(|d| (d.pos.line, d.pos.column));
+        self.diags
+            .sort_by_key(|d| (d.pos.file, d.pos.line, d.pos.column));
         Config {
             listeners,
             backends,
             drain_timeout,
+            manifests: Vec::new(),
         }
     }
 
@@ -957,7 +1024,7 @@ impl Compiler {
             if backends.contains_key(r.backend) || defined.contains_key(r.backend) {
                 continue;
             }
-            if !reported.insert((r.pos.line, r.pos.column)) {
+            if !reported.insert(r.pos) {
                 continue;
             }
             let names: Vec<&str> = defined.keys().map(String::as_str).collect();

@@ -15,13 +15,16 @@ use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A configuration source: its name (a path, or `<demo>`) and text.
+/// A configuration source: its name (a path, or `<demo>`) and text, and the other files it
+/// reads that diagnostics can point into (Gateway API manifests, `gatewayApi.manifests`).
 #[derive(Debug, Clone)]
 pub struct Source {
     /// Shown in diagnostics.
     pub name: Arc<str>,
     /// The file's text.
     pub text: Arc<str>,
+    /// The manifest files read with it: [`Pos::file`] `n` (from 1) is `files[n - 1]`.
+    files: Arc<[Source]>,
 }
 
 impl Source {
@@ -30,6 +33,30 @@ impl Source {
         Source {
             name: name.into(),
             text: text.into(),
+            files: Arc::new([]),
+        }
+    }
+
+    /// The same source with the manifest files it read (file 1, 2, ... of [`Pos::file`]).
+    #[must_use]
+    pub fn with_files(mut self, files: Vec<Source>) -> Self {
+        self.files = files.into();
+        self
+    }
+
+    /// The manifest files read with this source, in [`Pos::file`] order (file 1 first).
+    pub fn files(&self) -> &[Source] {
+        &self.files
+    }
+
+    /// The file a position is in: this source for file 0, a manifest file otherwise.
+    pub fn file_of(&self, pos: Pos) -> &Source {
+        match pos.file.checked_sub(1) {
+            None => self,
+            Some(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| self.files.get(i))
+                .unwrap_or(self),
         }
     }
 
@@ -48,18 +75,22 @@ pub enum Severity {
     Warning,
 }
 
-/// A place in a source: 1-based line and column; 0 when unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A place in a source: 1-based line and column; 0 when unknown. `file` says which file: 0
+/// is the config file itself, `n` its `n`th manifest file ([`Source::files`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Pos {
     /// 1-based line.
     pub line: u64,
     /// 1-based column.
     pub column: u64,
+    /// 0 for the config file; `n` for its `n`th manifest file.
+    pub file: u32,
 }
 
 impl Pos {
     /// `file:line:col`, or just `file` when the place is unknown (line 0).
     fn display_in(&self, source: &Source) -> String {
+        let source = source.file_of(*self);
         if self.line == 0 {
             source.name.to_string()
         } else {
@@ -73,6 +104,7 @@ impl From<serde_saphyr::Location> for Pos {
         Pos {
             line: l.line(),
             column: l.column(),
+            file: 0,
         }
     }
 }
@@ -131,7 +163,8 @@ impl Diagnostic {
         self
     }
 
-    /// `file:line:col: error: message`, on one line (for logs).
+    /// `file:line:col: error: message`, on one line (for logs). `source` is the config's
+    /// source: a position in a manifest file names that file.
     pub fn one_line(&self, source: &Source) -> String {
         let mut s = format!(
             "{}: {}: {}",
@@ -152,13 +185,14 @@ impl Diagnostic {
         }
     }
 
-    /// The multi-line, compiler-style rendering with the offending line quoted.
+    /// The multi-line, compiler-style rendering with the offending line quoted (from the
+    /// manifest file the position is in, if it is in one of `source`'s files).
     pub fn render(&self, source: &Source) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}: {}", self.severity_word(), self.message);
         let gutter = self.pos.line.to_string().len().max(2);
         let _ = writeln!(out, "{:gutter$}--> {}", "", self.pos.display_in(source));
-        if let Some(text) = source.line(self.pos.line) {
+        if let Some(text) = source.file_of(self.pos).line(self.pos.line) {
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{:>gutter$} | {}", self.pos.line, text);
             let col = usize::try_from(self.pos.column.max(1) - 1).unwrap_or(0);
@@ -246,7 +280,7 @@ impl Diagnostics {
             source,
             items: vec![
                 Diagnostic::error(
-                    Pos { line: 0, column: 0 },
+                    Pos::default(),
                     format!("cannot read the config file: {err}"),
                 )
                 .with_hint(read_hint(path, err)),

@@ -14,6 +14,7 @@
 mod compile;
 mod diag;
 mod diff;
+mod gateway_api;
 mod http_routes;
 mod model;
 mod parse;

@@ -26,6 +26,56 @@ pub struct RawConfig {
     pub forwards: Vec<S<RawForward>>,
     #[serde(default)]
     pub settings: Option<S<RawSettings>>,
+    #[serde(default)]
+    pub gateway_api: Option<S<RawGatewayApi>>,
+}
+
+/// `gatewayApi`: Kubernetes Gateway API manifests to read, and how their references to
+/// Kubernetes objects (Services, Secrets) map to Gatehouse's own config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawGatewayApi {
+    #[serde(default)]
+    pub manifests: Vec<S<String>>,
+    /// `NAMESPACE/NAME:PORT` -> a backend name.
+    #[serde(default)]
+    pub services: KeyedList<S<String>>,
+    /// `NAMESPACE/NAME` -> certificate and key files.
+    #[serde(default)]
+    pub secrets: KeyedList<S<RawCertificate>>,
+    /// `NAMESPACE/NAME` -> listen addresses.
+    #[serde(default)]
+    pub addresses: KeyedList<Vec<S<Scalar>>>,
+}
+
+/// A mapping read in file order with each key's position (a map type would lose both).
+#[derive(Debug)]
+pub struct KeyedList<V>(pub Vec<(S<String>, V)>);
+
+impl<V> Default for KeyedList<V> {
+    fn default() -> Self {
+        KeyedList(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for KeyedList<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyedVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for KeyedVisitor<V> {
+            type Value = KeyedList<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeyedList<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<S<String>, V>()? {
+                    out.push((k, v));
+                }
+                Ok(KeyedList(out))
+            }
+        }
+        deserializer.deserialize_map(KeyedVisitor(std::marker::PhantomData))
+    }
 }
 
 /// A gateway: a set of listeners sharing addresses (Gateway API `Gateway`).

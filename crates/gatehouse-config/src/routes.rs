@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gatehouse_tls::certs::{Certificate, load_roots};
 
-use crate::compile::{BackendRef, Compiler, Draft, ListenerOrigin, pos, pos_or};
+use crate::compile::{BackendRef, Compiler, Draft, InFile, ListenerOrigin, pos, pos_or};
 use crate::diag::Pos;
 use crate::http_routes::forward_all;
 use crate::model::{RawBackendTls, RawCertificate, RawListener, RawRoute, S};
@@ -390,13 +390,15 @@ impl Compiler {
     /// Compiles every route and attaches it to the listeners its `parentRefs` name.
     pub(crate) fn routes<'a>(
         &mut self,
-        routes: &'a [S<RawRoute>],
+        routes: &[(u32, &'a S<RawRoute>)],
         gateways: &HashMap<&str, Pos>,
         drafts: &mut [Draft],
         references: &mut Vec<BackendRef<'a>>,
     ) {
         let mut names: HashMap<&str, Pos> = HashMap::new();
-        for r in routes {
+        for &(file, r) in routes {
+            // Positions taken while compiling it are in the file it came from.
+            let _file = InFile::new(file);
             let raw = &r.value;
             let name = raw.name.value.as_str();
             if self.name_ok(&raw.name, "route") {

@@ -19,13 +19,15 @@ pub struct Config {
     pub backends: BTreeMap<String, Arc<Backend>>,
     /// How long a shutdown waits for open connections.
     pub drain_timeout: Duration,
+    /// The Gateway API manifest files the config was read with (`gatewayApi.manifests`).
+    pub manifests: Vec<PathBuf>,
 }
 
 impl Config {
-    /// Every file the config names besides itself (certificates, keys, CA bundles): a change
-    /// to any of them is a change of config.
+    /// Every file the config names besides itself (certificates, keys, CA bundles, Gateway
+    /// API manifests): a change to any of them is a change of config.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
+        let mut out = self.manifests.clone();
         for l in &self.listeners {
             if let Some(TlsMode::Terminate(t)) = l.tls.as_ref().map(|t| &t.mode) {
                 for c in &t.certificates {
