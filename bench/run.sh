@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Gatehouse L4 TCP benchmark: Gatehouse vs nginx `stream` vs HAProxy (mode tcp),
-# side by side on one machine, loopback (127.0.0.1) only, one worker each; plain TCP, then
-# TLS termination (same ECDSA P-256 certificate everywhere, plain TCP to the same backend).
+# Gatehouse benchmark: Gatehouse vs nginx vs HAProxy, side by side on one machine, loopback
+# (127.0.0.1) only, one worker each: L4 TCP (nginx `stream`, HAProxy mode tcp), TLS termination
+# (same ECDSA P-256 certificate everywhere, plain TCP to the same backend), then HTTP proxying
+# (nginx `http` + upstream keepalive, HAProxy mode http, Gatehouse HTTP/HTTPS listeners):
+# HTTP/1.1 keep-alive, new connection per request, over TLS, and HTTP/2 (h2load).
 #
 # Usage: bench/run.sh [--quick] [--out FILE] [--help]
 # Environment:
 #   DURATION        seconds per measurement (default 10; --quick sets 3)
 #   GATEHOUSE_BIN   use this gatehouse binary instead of `cargo build --release -p gatehouse`
 #   SKIP_GATEHOUSE  1 = benchmark only the backend, nginx and HAProxy
+#   SKIP_L4         1 = leave out the L4 TCP tests (keep-alive, new connection, iperf3)
 #   SKIP_TLS        1 = leave out the TLS termination tests
-#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+42)
+#   SKIP_HTTP       1 = leave out the HTTP proxy tests
+#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+44)
 #   LOAD_CPU        CPU for load generators and backends (default: first allowed CPU)
 #   PROXY_CPU       CPU for the proxy under test     (default: second allowed CPU)
 #   WRK_CONNS       wrk connections (default 50)
 #   STIME_PROCS     parallel `openssl s_time -new` clients for full TLS handshakes (default 3)
+#   H2_CLIENTS      h2load connections (default 10)
+#   H2_STREAMS      h2load concurrent streams per connection (default 10)
 #   HAPROXY_SPLICE  1 = HAProxy `option splice-request` + `splice-response` (default: stock, no splice)
 #   ROUNDS          repeat every measurement N times, report the median (default 1)
 #   RETRIES         repeat a measurement disturbed by other work up to N times (default 2; --quick: 1)
@@ -34,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1; shift ;;
     --out) [[ $# -ge 2 ]] || { echo "--out needs a file" >&2; exit 2; }; OUT_FILE=$2; shift 2 ;;
     --out=*) OUT_FILE=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +49,11 @@ DURATION=${DURATION:-10}
 DURATION=${DURATION%s}
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || { echo "DURATION must be a whole number of seconds" >&2; exit 2; }
 SKIP_GATEHOUSE=${SKIP_GATEHOUSE:-0}
+SKIP_L4=${SKIP_L4:-0}
 SKIP_TLS=${SKIP_TLS:-0}
+SKIP_HTTP=${SKIP_HTTP:-0}
+H2_CLIENTS=${H2_CLIENTS:-10}
+H2_STREAMS=${H2_STREAMS:-10}
 WRK_CONNS=${WRK_CONNS:-50}
 STIME_PROCS=${STIME_PROCS:-3}
 HAPROXY_SPLICE=${HAPROXY_SPLICE:-0}
@@ -54,6 +64,7 @@ NOISE_PCT=${NOISE_PCT:-15}
 [[ $RETRIES =~ ^[0-9]+$ && $RETRIES -le 5 ]] || { echo "RETRIES must be 0..5" >&2; exit 2; }
 [[ $NOISE_PCT =~ ^[0-9]+$ ]] || { echo "NOISE_PCT must be a whole number" >&2; exit 2; }
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "ROUNDS must be 1..20" >&2; exit 2; }
+[[ $H2_CLIENTS =~ ^[0-9]+$ && $H2_CLIENTS -ge 1 && $H2_STREAMS =~ ^[0-9]+$ && $H2_STREAMS -ge 1 ]] || { echo "H2_CLIENTS and H2_STREAMS must be whole numbers >= 1" >&2; exit 2; }
 [[ $STIME_PROCS =~ ^[0-9]+$ && $STIME_PROCS -ge 1 && $STIME_PROCS -le 16 ]] || { echo "STIME_PROCS must be 1..16" >&2; exit 2; }
 HOST=127.0.0.1   # never anything else
 
@@ -64,6 +75,10 @@ P_IPERF=$((BASE_PORT + 1))           # iperf3 -s backend
 P_NGINX=$((BASE_PORT + 20));     P_NGINX_IPERF=$((BASE_PORT + 21));     P_NGINX_TLS=$((BASE_PORT + 22))
 P_HAPROXY=$((BASE_PORT + 30));   P_HAPROXY_IPERF=$((BASE_PORT + 31));   P_HAPROXY_TLS=$((BASE_PORT + 32))
 P_GATEHOUSE=$((BASE_PORT + 40)); P_GATEHOUSE_IPERF=$((BASE_PORT + 41)); P_GATEHOUSE_TLS=$((BASE_PORT + 42))
+# HTTP proxying (layer 7): plain HTTP port and HTTPS port (HTTP/1.1 and h2 by ALPN) per proxy
+P_NGINX_HTTP=$((BASE_PORT + 23));     P_NGINX_HTTPS=$((BASE_PORT + 24))
+P_HAPROXY_HTTP=$((BASE_PORT + 33));   P_HAPROXY_HTTPS=$((BASE_PORT + 34))
+P_GATEHOUSE_HTTP=$((BASE_PORT + 43)); P_GATEHOUSE_HTTPS=$((BASE_PORT + 44))
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -88,16 +103,16 @@ nginx_has_builtin_stream() { nginx -V 2>&1 | grep -q -- '--with-stream\([[:space
 
 ensure_tools() {
   local missing=0 c
-  for c in nginx haproxy wrk iperf3 openssl; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+  for c in nginx haproxy wrk iperf3 openssl h2load; do command -v "$c" >/dev/null 2>&1 || missing=1; done
   if [[ $missing == 0 ]] && ! find_stream_module && ! nginx_has_builtin_stream; then missing=1; fi
   if [[ $missing == 1 ]]; then
-    log "installing nginx libnginx-mod-stream haproxy wrk iperf3 openssl"
+    log "installing nginx libnginx-mod-stream haproxy wrk iperf3 openssl nghttp2-client"
     local sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
     $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y nginx libnginx-mod-stream haproxy wrk iperf3 openssl
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y nginx libnginx-mod-stream haproxy wrk iperf3 openssl nghttp2-client
   fi
-  for c in nginx haproxy wrk iperf3 openssl ss taskset awk; do
+  for c in nginx haproxy wrk iperf3 openssl h2load ss taskset awk; do
     command -v "$c" >/dev/null 2>&1 || die "required command not found: $c"
   done
   find_stream_module || nginx_has_builtin_stream || die "nginx stream module not found"
@@ -271,16 +286,18 @@ summarize() {
 }
 
 # test names in the "other work" warnings
-declare -A KIND_LABEL=([ka]=keep-alive [nc]=new-conn [tp]=iperf3 [tka]=tls-keep-alive [ths]=tls-handshakes [tfull]=tls-full-handshakes)
+declare -A KIND_LABEL=([ka]=keep-alive [nc]=new-conn [tp]=iperf3 [tka]=tls-keep-alive [ths]=tls-handshakes [tfull]=tls-full-handshakes
+                       [hka]=http-keep-alive [hnc]=http-new-conn [hska]=https-keep-alive [h2]=http2)
 
 # run_wrk TARGET KIND PORT PROXYPID : KIND = ka (keep-alive) | nc (new connection per request)
 #   | tka (keep-alive over TLS) | ths (new TLS connection per request)
+#   | hka, hnc, hska: the same against the HTTP proxies (keep-alive, new connection, HTTPS keep-alive)
 run_wrk() {
   local target=$1 kind=$2 port=$3 ppid=$4 out t0=0 t1=0 w0 w1 s0 s1 oth stl rps p99 errs non2xx cpu
   local -a extra=()
   local scheme=http
-  [[ $kind == nc || $kind == ths ]] && extra=(-H 'Connection: close')
-  [[ $kind == tka || $kind == ths ]] && scheme=https
+  [[ $kind == nc || $kind == ths || $kind == hnc ]] && extra=(-H 'Connection: close')
+  [[ $kind == tka || $kind == ths || $kind == hska ]] && scheme=https
   [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
   s0=$(snapshot)
   w0=$(date +%s%N)
@@ -352,6 +369,43 @@ run_stime() {
   stage "$target.tfull.oth" "$oth"; stage "$target.tfull.stl" "$stl"
   LAST_NOISE="$oth $stl $target/${KIND_LABEL[tfull]}"
   log "  $target s_time -new x$STIME_PROCS: $rps full handshakes/s, failed clients $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+}
+
+# run_h2load TARGET PORT PROXYPID : HTTP/2 over TLS (ALPN h2), H2_CLIENTS connections with
+# H2_STREAMS concurrent streams each, for DURATION seconds. h2load reports no percentiles: it
+# gives min / max / mean / sd of the time per request; the mean and max are kept.
+run_h2load() {
+  local target=$1 port=$2 ppid=$3 out t0=0 t1=0 w0 w1 s0 s1 oth stl rps mean max sd errs proto cpu
+  [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
+  s0=$(snapshot)
+  w0=$(date +%s%N)
+  out=$(taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+        h2load -D "$DURATION" -c "$H2_CLIENTS" -m "$H2_STREAMS" "https://$HOST:$port/" 2>&1) \
+    || { log "h2load failed against $target:"; echo "$out" >&2; die "h2load failed"; }
+  w1=$(date +%s%N)
+  s1=$(snapshot)
+  [[ $ppid != - ]] && t1=$(proc_ticks "$ppid")
+  read -r oth stl <<<"$(other_pct "$s0" "$s1" "$w0" "$w1")"
+  echo "$out" >"$TMP/h2load-$target-round$ROUND.txt"
+  proto=$(awk -F': ' '/^Application protocol:/ { print $2; exit }' <<<"$out")
+  rps=$(awk '/^finished in / { gsub(/,/, ""); printf "%.0f", $4; exit }' <<<"$out")
+  read -r mean max sd < <(awk '/^time for request:/ { print $6, $5, $7; exit }' <<<"$out") || true
+  # failed requests (h2load counts errored, timed-out and 4xx/5xx ones as failed), plus 3xx
+  errs=$(awk '/^requests:/ { gsub(/,/, ""); e += $10 }
+              /^status codes:/ { gsub(/,/, ""); e += $5 } END { print e + 0 }' <<<"$out")
+  rps=${rps:-NA}
+  if [[ $proto != h2 ]]; then
+    log "  h2load against $target negotiated '${proto:-nothing}', not h2; its figures are left out"
+    rps=NA; errs=$((errs + 1))
+  fi
+  if [[ -n ${mean:-} ]]; then mean=$(to_ms "$mean"); max=$(to_ms "$max"); else mean=NA; max=NA; fi
+  if [[ $ppid != - ]]; then cpu=$(cpu_pct "$t0" "$t1" "$w0" "$w1"); else cpu=-; fi
+  STAGED=()
+  stage "$target.h2.rps" "$rps"; stage "$target.h2.mean" "$mean"; stage "$target.h2.max" "$max"
+  stage "$target.h2.err" "$errs"; stage "$target.h2.cpu" "$cpu"
+  stage "$target.h2.oth" "$oth"; stage "$target.h2.stl" "$stl"
+  LAST_NOISE="$oth $stl $target/${KIND_LABEL[h2]}"
+  log "  $target h2load: $rps req/s, mean $mean ms, max $max ms, errors $errs, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
 }
 
 # run_iperf TARGET PORT PROXYPID
@@ -430,11 +484,17 @@ TARGETS=(direct nginx haproxy)
 [[ $SKIP_GATEHOUSE != 1 ]] && TARGETS+=(gatehouse)
 TLS_TARGETS=()   # TLS termination: the proxies only (the backend speaks plain HTTP)
 [[ $SKIP_TLS != 1 ]] && TLS_TARGETS=("${TARGETS[@]:1}")
+HTTP_TARGETS=()  # HTTP proxying: the proxies only
+[[ $SKIP_HTTP != 1 ]] && HTTP_TARGETS=("${TARGETS[@]:1}")
 ALL_PORTS=("$P_BACKEND" "$P_IPERF" "$P_NGINX" "$P_NGINX_IPERF" "$P_HAPROXY" "$P_HAPROXY_IPERF")
 [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE" "$P_GATEHOUSE_IPERF")
 if [[ $SKIP_TLS != 1 ]]; then
   ALL_PORTS+=("$P_NGINX_TLS" "$P_HAPROXY_TLS")
   [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE_TLS")
+fi
+if [[ $SKIP_HTTP != 1 ]]; then
+  ALL_PORTS+=("$P_NGINX_HTTP" "$P_NGINX_HTTPS" "$P_HAPROXY_HTTP" "$P_HAPROXY_HTTPS")
+  [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE_HTTP" "$P_GATEHOUSE_HTTPS")
 fi
 for p in "${ALL_PORTS[@]}"; do
   port_listening "$p" && die "port $p already in use (set BASE_PORT to move the range)"
@@ -446,13 +506,15 @@ log "temp dir $TMP; duration ${DURATION}s; load cpu $LOAD_CPU, proxy cpu $PROXY_
 
 # ---- TLS: one self-signed ECDSA P-256 certificate for bench.test, used by every proxy
 NGINX_TLS_SERVER=""; HAPROXY_TLS_FRONTEND=""; GATEHOUSE_TLS_LISTENER=""
-if [[ $SKIP_TLS != 1 ]]; then
+if [[ $SKIP_TLS != 1 || $SKIP_HTTP != 1 ]]; then   # the HTTPS tests use the same certificate
   mkdir -p "$TMP/tls"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.test \
     -addext subjectAltName=DNS:bench.test -days 2 \
     -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" >"$TMP/tls/openssl-req.log" 2>&1 \
     || { cat "$TMP/tls/openssl-req.log" >&2; die "could not make the TLS certificate"; }
   cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/combined.pem"   # HAProxy: cert + key in one file
+fi
+if [[ $SKIP_TLS != 1 ]]; then
   NGINX_TLS_SERVER="
     server {
         listen $HOST:$P_NGINX_TLS ssl backlog=4096;
@@ -471,6 +533,85 @@ frontend fe_tls
         protocol: TLS
         tls:
           mode: Terminate
+          certificates:
+            - certFile: $TMP/tls/cert.pem
+              keyFile: $TMP/tls/key.pem
+        backend: web"
+fi
+
+# ---- HTTP proxying (layer 7): nginx `http` with an upstream keepalive pool, HAProxy `mode http`
+# (http-reuse left at its default, safe), Gatehouse HTTP and HTTPS listeners; all to the same
+# backend. The HTTPS ports offer h2 and http/1.1 by ALPN (wrk offers no ALPN: HTTP/1.1).
+NGINX_HTTP_BLOCK=""; HAPROXY_HTTP_FRONTENDS=""; GATEHOUSE_HTTP_LISTENERS=""
+if [[ $SKIP_HTTP != 1 ]]; then
+  # nginx 1.25.1 and later: `http2 on;`; before that: `listen ... ssl http2`
+  NGINX_VER=$( (nginx -v 2>&1 || true) | sed -n 's|^nginx version: nginx/\([0-9.]*\).*|\1|p')
+  if awk -v v="$NGINX_VER" 'BEGIN { split(v, a, "."); exit !((a[1] * 1000 + a[2]) * 1000 + a[3] >= 1025001) }'; then
+    NGINX_H2_LISTEN=""; NGINX_H2_ON="http2 on;"
+  else
+    NGINX_H2_LISTEN=" http2"; NGINX_H2_ON=""
+  fi
+  NGINX_HTTP_BLOCK="
+http {
+    # nginx's stock default is an access log line per request (combined format); it is kept,
+    # written to the temp dir (the compiled-in path is the system's /var/log/nginx)
+    access_log $TMP/nginx/access.log;
+    # stock is 1000 requests per client connection, then nginx closes it (for HTTP/2 a GOAWAY,
+    # after which h2load does not reconnect); the backend and the other proxies have no such cap
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/nginx/client_body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    upstream backend {
+        server $HOST:$P_BACKEND;
+        keepalive 64;
+    }
+    server {
+        listen $HOST:$P_NGINX_HTTP backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }
+    server {
+        listen $HOST:$P_NGINX_HTTPS ssl$NGINX_H2_LISTEN backlog=4096;
+        $NGINX_H2_ON
+        ssl_certificate $TMP/tls/cert.pem;
+        ssl_certificate_key $TMP/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }
+}"
+  HAPROXY_HTTP_FRONTENDS="
+frontend fe_l7
+    mode http
+    bind $HOST:$P_HAPROXY_HTTP
+    default_backend be_l7
+
+frontend fe_l7_tls
+    mode http
+    bind $HOST:$P_HAPROXY_HTTPS ssl crt $TMP/tls/combined.pem alpn h2,http/1.1
+    default_backend be_l7
+
+backend be_l7
+    mode http
+    server s1 $HOST:$P_BACKEND"
+  GATEHOUSE_HTTP_LISTENERS="
+      - name: web-http
+        port: $P_GATEHOUSE_HTTP
+        protocol: HTTP
+        backend: web
+      - name: web-https
+        port: $P_GATEHOUSE_HTTPS
+        protocol: HTTPS
+        tls:
           certificates:
             - certFile: $TMP/tls/cert.pem
               keyFile: $TMP/tls/key.pem
@@ -535,7 +676,7 @@ stream {
         listen $HOST:$P_NGINX_IPERF;
         proxy_pass $HOST:$P_IPERF;
     }$NGINX_TLS_SERVER
-}
+}$NGINX_HTTP_BLOCK
 EOF
 } >"$TMP/nginx/nginx.conf"
 nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
@@ -543,7 +684,7 @@ nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf"
 start nginx-stream "$PROXY_CPU" "$TMP/nginx/stderr.log" \
   nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
 wait_ready nginx-stream "$LAST_PID" "$TMP/nginx/stderr.log" "$P_NGINX" "$P_NGINX_IPERF" \
-  ${NGINX_TLS_SERVER:+"$P_NGINX_TLS"}
+  ${NGINX_TLS_SERVER:+"$P_NGINX_TLS"} ${NGINX_HTTP_BLOCK:+"$P_NGINX_HTTP" "$P_NGINX_HTTPS"}
 PID_NGINX=$LAST_PID
 
 # ---- HAProxy mode tcp
@@ -577,11 +718,12 @@ frontend fe_iperf
 backend be_iperf
     server s1 $HOST:$P_IPERF
 $HAPROXY_TLS_FRONTEND
+$HAPROXY_HTTP_FRONTENDS
 EOF
 haproxy -c -q -f "$TMP/haproxy/haproxy.cfg" || die "HAProxy config invalid"
 start haproxy "$PROXY_CPU" "$TMP/haproxy/stderr.log" haproxy -db -f "$TMP/haproxy/haproxy.cfg"
 wait_ready haproxy "$LAST_PID" "$TMP/haproxy/stderr.log" "$P_HAPROXY" "$P_HAPROXY_IPERF" \
-  ${HAPROXY_TLS_FRONTEND:+"$P_HAPROXY_TLS"}
+  ${HAPROXY_TLS_FRONTEND:+"$P_HAPROXY_TLS"} ${HAPROXY_HTTP_FRONTENDS:+"$P_HAPROXY_HTTP" "$P_HAPROXY_HTTPS"}
 PID_HAPROXY=$LAST_PID
 
 # ---- Gatehouse
@@ -598,7 +740,7 @@ gateways:
         backend: web
       - name: iperf
         port: $P_GATEHOUSE_IPERF
-        backend: iperf$GATEHOUSE_TLS_LISTENER
+        backend: iperf$GATEHOUSE_TLS_LISTENER$GATEHOUSE_HTTP_LISTENERS
 backends:
   - name: web
     endpoints: [$HOST:$P_BACKEND]
@@ -606,22 +748,40 @@ backends:
     endpoints: [$HOST:$P_IPERF]
 EOF
   "$GH_BIN" check -c "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse/check.log" 2>&1 \
-    || { cat "$TMP/gatehouse/check.log" >&2; die "gatehouse config invalid (SKIP_TLS=1 leaves out the TLS listener)"; }
+    || { cat "$TMP/gatehouse/check.log" >&2; die "gatehouse config invalid (SKIP_TLS=1 / SKIP_HTTP=1 leave out the TLS / HTTP listeners)"; }
   start gatehouse "$PROXY_CPU" "$TMP/gatehouse/stderr.log" \
     "$GH_BIN" run -c "$TMP/gatehouse/gatehouse.yaml" --threads 1
   wait_ready gatehouse "$LAST_PID" "$TMP/gatehouse/stderr.log" "$P_GATEHOUSE" "$P_GATEHOUSE_IPERF" \
-    ${GATEHOUSE_TLS_LISTENER:+"$P_GATEHOUSE_TLS"}
+    ${GATEHOUSE_TLS_LISTENER:+"$P_GATEHOUSE_TLS"} ${GATEHOUSE_HTTP_LISTENERS:+"$P_GATEHOUSE_HTTP" "$P_GATEHOUSE_HTTPS"}
   PID_GATEHOUSE=$LAST_PID
 fi
 
 declare -A HTTP_PORT=([direct]=$P_BACKEND [nginx]=$P_NGINX [haproxy]=$P_HAPROXY [gatehouse]=$P_GATEHOUSE)
 declare -A IPERF_PORT=([direct]=$P_IPERF [nginx]=$P_NGINX_IPERF [haproxy]=$P_HAPROXY_IPERF [gatehouse]=$P_GATEHOUSE_IPERF)
 declare -A TLS_PORT=([nginx]=$P_NGINX_TLS [haproxy]=$P_HAPROXY_TLS [gatehouse]=$P_GATEHOUSE_TLS)
+declare -A L7_PORT=([nginx]=$P_NGINX_HTTP [haproxy]=$P_HAPROXY_HTTP [gatehouse]=$P_GATEHOUSE_HTTP)
+declare -A L7S_PORT=([nginx]=$P_NGINX_HTTPS [haproxy]=$P_HAPROXY_HTTPS [gatehouse]=$P_GATEHOUSE_HTTPS)
+declare -A L7_LABEL=([nginx]="nginx http" [haproxy]="HAProxy http" [gatehouse]="Gatehouse")
 declare -A PPID_OF=([direct]=- [nginx]=$PID_NGINX [haproxy]=$PID_HAPROXY [gatehouse]=$PID_GATEHOUSE)
 declare -A LABEL=([direct]="backend direct" [nginx]="nginx stream" [haproxy]="HAProxy tcp" [gatehouse]="Gatehouse")
 
 for t in "${TARGETS[@]}"; do check_http "${LABEL[$t]}" "${HTTP_PORT[$t]}"; done
 for t in "${TLS_TARGETS[@]}"; do tls_probe "$t" "${LABEL[$t]}" "${TLS_PORT[$t]}"; done
+# HTTP: a plain request, a verified HTTPS request (HTTP/1.0, no ALPN), and one HTTP/2 request
+# (h2load, ALPN h2). A proxy that does not negotiate h2 is left out of the HTTP/2 test.
+H2_TARGETS=(); H2_MISSING=""
+for t in "${HTTP_TARGETS[@]}"; do
+  check_http "${L7_LABEL[$t]}" "${L7_PORT[$t]}"
+  tls_probe "$t.https" "${L7_LABEL[$t]} (HTTPS)" "${L7S_PORT[$t]}"
+  out=$(timeout 10 h2load -n 1 -c 1 "https://$HOST:${L7S_PORT[$t]}/" 2>&1 || true)
+  echo "$out" >"$TMP/h2load-probe-$t.txt"
+  if grep -q '^Application protocol: h2$' <<<"$out" && grep -q '^status codes: 1 2xx' <<<"$out"; then
+    H2_TARGETS+=("$t")
+  else
+    log "WARNING: ${L7_LABEL[$t]} did not answer an HTTP/2 request over ALPN h2 (see $TMP/h2load-probe-$t.txt); left out of the HTTP/2 test"
+    H2_MISSING+="${H2_MISSING:+, }${L7_LABEL[$t]}"
+  fi
+done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # how busy the machine is with other work right now (1 s sample of /proc/stat, all CPUs)
 cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
@@ -631,12 +791,26 @@ log "all paths answer; machine busy ${BUSY_BEFORE}% before measuring (load avera
 
 # Each round runs every test against every target in turn (same order every round).
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  if [[ $SKIP_L4 != 1 ]]; then
   log "round $ROUND/$ROUNDS: keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency"
   for t in "${TARGETS[@]}"; do measure run_wrk "$t" ka "${HTTP_PORT[$t]}" "${PPID_OF[$t]}"; done
   log "round $ROUND/$ROUNDS: new connection per request: wrk ... -H 'Connection: close'"
   for t in "${TARGETS[@]}"; do measure run_wrk "$t" nc "${HTTP_PORT[$t]}" "${PPID_OF[$t]}"; done
   log "round $ROUND/$ROUNDS: throughput: iperf3 -c $HOST -t $DURATION -O 1 (one stream)"
   for t in "${TARGETS[@]}"; do measure run_iperf "$t" "${IPERF_PORT[$t]}" "${PPID_OF[$t]}"; done
+  fi
+  if [[ ${#HTTP_TARGETS[@]} -gt 0 ]]; then
+    log "round $ROUND/$ROUNDS: HTTP proxy, HTTP/1.1 keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency http://..."
+    for t in "${HTTP_TARGETS[@]}"; do measure run_wrk "$t" hka "${L7_PORT[$t]}" "${PPID_OF[$t]}"; done
+    log "round $ROUND/$ROUNDS: HTTP proxy, new connection per request: wrk ... -H 'Connection: close' http://..."
+    for t in "${HTTP_TARGETS[@]}"; do measure run_wrk "$t" hnc "${L7_PORT[$t]}" "${PPID_OF[$t]}"; done
+    log "round $ROUND/$ROUNDS: HTTP proxy, HTTPS keep-alive: wrk ... https://..."
+    for t in "${HTTP_TARGETS[@]}"; do measure run_wrk "$t" hska "${L7S_PORT[$t]}" "${PPID_OF[$t]}"; done
+    if [[ ${#H2_TARGETS[@]} -gt 0 ]]; then
+      log "round $ROUND/$ROUNDS: HTTP proxy, HTTP/2: h2load -D $DURATION -c $H2_CLIENTS -m $H2_STREAMS https://..."
+      for t in "${H2_TARGETS[@]}"; do measure run_h2load "$t" "${L7S_PORT[$t]}" "${PPID_OF[$t]}"; done
+    fi
+  fi
   [[ ${#TLS_TARGETS[@]} -gt 0 ]] || continue
   log "round $ROUND/$ROUNDS: TLS keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://..."
   for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" tka "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
@@ -661,6 +835,12 @@ ratio_lo() { awk -v g="$1" -v a="$2" -v b="$3" 'BEGIN {
 
 HEAD=("target" "keep-alive req/s" "keep-alive p99 ms" "new-conn req/s" "new-conn p99 ms" "Gbit/s")
 ROWS=()
+DHEAD=("target" "CPU% ka" "CPU% nc" "CPU% iperf3" "ka req/s per core" "nc req/s per core" "Gbit/s per core" "wrk errors ka/nc" "other CPU% ka/nc/iperf3")
+DROWS=()
+# work per proxy CPU: req/s (or Gbit/s) divided by the proxy's busy fraction of one core
+per_core() { awk -v v="$1" -v c="$2" -v f="$3" 'BEGIN {
+  if (v == "NA" || c == "-" || c == "" || c + 0 == 0) { print "NA"; exit } printf f, v / (c / 100) }'; }
+if [[ $SKIP_L4 != 1 ]]; then
 row_of() { local t=$1
   printf '%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.ka.rps]}" "${R[$t.ka.p99]}" \
     "${R[$t.nc.rps]}" "${R[$t.nc.p99]}" "${R[$t.gbps]}"; }
@@ -673,16 +853,11 @@ if [[ $SKIP_GATEHOUSE != 1 ]]; then
     "$(ratio_lo "${R[gatehouse.nc.p99]}" "${R[nginx.nc.p99]}" "${R[haproxy.nc.p99]}")" \
     "$(ratio_hi "${R[gatehouse.gbps]}" "${R[nginx.gbps]}" "${R[haproxy.gbps]}")")")
 fi
-# work per proxy CPU: req/s (or Gbit/s) divided by the proxy's busy fraction of one core
-per_core() { awk -v v="$1" -v c="$2" -v f="$3" 'BEGIN {
-  if (v == "NA" || c == "-" || c == "" || c + 0 == 0) { print "NA"; exit } printf f, v / (c / 100) }'; }
 for t in "${TARGETS[@]}"; do
   R[$t.ka.eff]=$(per_core "${R[$t.ka.rps]}" "${R[$t.ka.cpu]}" "%.0f")
   R[$t.nc.eff]=$(per_core "${R[$t.nc.rps]}" "${R[$t.nc.cpu]}" "%.0f")
   R[$t.tp.eff]=$(per_core "${R[$t.gbps]}" "${R[$t.tp.cpu]}" "%.1f")
 done
-DHEAD=("target" "CPU% ka" "CPU% nc" "CPU% iperf3" "ka req/s per core" "nc req/s per core" "Gbit/s per core" "wrk errors ka/nc" "other CPU% ka/nc/iperf3")
-DROWS=()
 for t in "${TARGETS[@]}"; do
   DROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${LABEL[$t]}" "${R[$t.ka.cpu]}" "${R[$t.nc.cpu]}" \
     "${R[$t.tp.cpu]}" "${R[$t.ka.eff]}" "${R[$t.nc.eff]}" "${R[$t.tp.eff]}" "${R[$t.ka.err]}/${R[$t.nc.err]}" \
@@ -693,6 +868,51 @@ if [[ $SKIP_GATEHOUSE != 1 ]]; then
     "$(ratio_hi "${R[gatehouse.ka.eff]}" "${R[nginx.ka.eff]}" "${R[haproxy.ka.eff]}")" \
     "$(ratio_hi "${R[gatehouse.nc.eff]}" "${R[nginx.nc.eff]}" "${R[haproxy.nc.eff]}")" \
     "$(ratio_hi "${R[gatehouse.tp.eff]}" "${R[nginx.tp.eff]}" "${R[haproxy.tp.eff]}")")")
+fi
+fi   # SKIP_L4
+
+# HTTP tables (layer 7 proxying). Gatehouse / the better incumbent, as in the L4 table.
+# hka = HTTP/1.1 keep-alive, hnc = new connection per request, hska = HTTPS keep-alive (HTTP/1.1),
+# h2 = HTTP/2 over TLS (h2load: mean and max time per request, no percentiles).
+HHEAD=("HTTP target" "h1 keep-alive req/s" "p99 ms" "h1 new-conn req/s" "p99 ms" "h1 HTTPS keep-alive req/s" "p99 ms" "h2 req/s" "h2 mean ms" "h2 max ms")
+HDHEAD=("HTTP target" "CPU% ka" "CPU% nc" "CPU% https" "CPU% h2" "ka req/s per core" "nc req/s per core" "https req/s per core" "h2 req/s per core" "errors ka/nc/https/h2" "other CPU% ka/nc/https/h2")
+HROWS=(); HDROWS=(); HTTP_VERDICTS=()
+r() { echo "${R[$1]:-NA}"; }   # a figure, NA when that test did not run
+if [[ ${#HTTP_TARGETS[@]} -gt 0 ]]; then
+  for t in "${HTTP_TARGETS[@]}"; do
+    for k in hka hnc hska h2; do R[$t.$k.eff]=$(per_core "$(r "$t.$k.rps")" "${R[$t.$k.cpu]:--}" "%.0f"); done
+    HROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${L7_LABEL[$t]}" \
+      "$(r "$t.hka.rps")" "$(r "$t.hka.p99")" "$(r "$t.hnc.rps")" "$(r "$t.hnc.p99")" \
+      "$(r "$t.hska.rps")" "$(r "$t.hska.p99")" "$(r "$t.h2.rps")" "$(r "$t.h2.mean")" "$(r "$t.h2.max")")")
+    HDROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${L7_LABEL[$t]}" \
+      "${R[$t.hka.cpu]:--}" "${R[$t.hnc.cpu]:--}" "${R[$t.hska.cpu]:--}" "${R[$t.h2.cpu]:--}" \
+      "${R[$t.hka.eff]}" "${R[$t.hnc.eff]}" "${R[$t.hska.eff]}" "${R[$t.h2.eff]}" \
+      "${R[$t.hka.err]:--}/${R[$t.hnc.err]:--}/${R[$t.hska.err]:--}/${R[$t.h2.err]:--}" \
+      "${R[$t.hka.oth]:--}/${R[$t.hnc.oth]:--}/${R[$t.hska.oth]:--}/${R[$t.h2.oth]:--}")")
+  done
+  if [[ $SKIP_GATEHOUSE != 1 ]]; then
+    hr() { ratio_hi "$(r "gatehouse.$1")" "$(r "nginx.$1")" "$(r "haproxy.$1")"; }
+    lr() { ratio_lo "$(r "gatehouse.$1")" "$(r "nginx.$1")" "$(r "haproxy.$1")"; }
+    HROWS+=("$(printf 'Gatehouse / best\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' \
+      "$(hr hka.rps)" "$(lr hka.p99)" "$(hr hnc.rps)" "$(lr hnc.p99)" "$(hr hska.rps)" "$(lr hska.p99)" \
+      "$(hr h2.rps)" "$(lr h2.mean)" "$(lr h2.max)")")
+    HDROWS+=("$(printf 'Gatehouse / best\t\t\t\t\t%s\t%s\t%s\t%s\t\t' \
+      "$(hr hka.eff)" "$(hr hnc.eff)" "$(hr hska.eff)" "$(hr h2.eff)")")
+    # target: HTTP proxy requests/s at least 1.1x the better incumbent, with p99 no worse
+    # (HTTP/2: h2load's mean time per request stands in for p99)
+    http_verdict() { awk -v a="${1%x}" -v l="${2%x}" -v c="${3%x}" 'BEGIN {
+      if (a == "n/a" || l == "n/a") { print "n/a"; exit }
+      lat = (l + 0 >= 1.0) ? "" : ", latency worse"
+      if (a + 0 >= 1.1 && lat == "") print "met"
+      else if (a + 0 >= 1.1) print "req/s met" lat ": not met"
+      else if (c != "n/a" && c + 0 >= 1.1) print "met per proxy core only" lat
+      else print "not met" lat }'; }
+    for k in hka:"HTTP/1.1 keep-alive":p99 hnc:"HTTP/1.1 new connection per request":p99 hska:"HTTPS (HTTP/1.1) keep-alive":p99 h2:"HTTP/2 (h2load)":mean; do
+      IFS=: read -r kind name lat <<<"$k"
+      a=$(hr "$kind.rps"); l=$(lr "$kind.$lat"); c=$(hr "$kind.eff")
+      HTTP_VERDICTS+=("$name: req/s $a (per proxy core $c), $([[ $lat == p99 ]] && echo p99 || echo 'mean latency') $l: $(http_verdict "$a" "$l" "$c")")
+    done
+  fi
 fi
 
 # TLS tables. Gatehouse is compared with each incumbent separately (DESIGN.md's TLS target is
@@ -762,6 +982,7 @@ NGINX_V=$( (nginx -v 2>&1 || true) | sed 's/^nginx version: //')
 HAPROXY_V=$( (haproxy -v 2>/dev/null || true) | awk 'NR == 1 { print $3 }')
 WRK_V=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
 IPERF_V=$( (iperf3 -v 2>/dev/null || true) | awk 'NR == 1 { print $2 }')
+H2LOAD_V=$( (h2load --version 2>/dev/null || true) | awk 'NR == 1 { print $2 }')
 GH_V="skipped"
 # TLS libraries in use: the system OpenSSL (clients, nginx, HAProxy), rustls + aws-lc-rs (Gatehouse)
 TLS_LIBS="client (wrk, s_time) $(openssl version | awk '{ print $1, $2 }')"
@@ -781,7 +1002,7 @@ NOW=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 SPLICE_DESC=$([[ $HAPROXY_SPLICE == 1 ]] && echo "splice-request + splice-response forced" || echo "stock config, no splice")
 
 echo
-echo "Gatehouse L4 and TLS benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
+echo "Gatehouse L4, TLS and HTTP benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
 echo "machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r)"
 echo "cores: $CORE_NOTE"
 # tests in which some proxy did not keep its core busy: the load core was the limit there
@@ -797,7 +1018,13 @@ UNSAT=()
 for k in ka:keep-alive nc:new-conn tp:iperf3; do
   for t in "${TARGETS[@]}"; do
     [[ $t == direct ]] && continue
-    c=${R[$t.${k%%:*}.cpu]}
+    c=${R[$t.${k%%:*}.cpu]:-}
+    if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
+  done
+done
+for k in hka:HTTP-keep-alive hnc:HTTP-new-conn hska:HTTPS-keep-alive h2:HTTP/2; do
+  for t in "${HTTP_TARGETS[@]}"; do
+    c=${R[$t.${k%%:*}.cpu]:-}
     if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
   done
 done
@@ -827,13 +1054,31 @@ if [[ ${#TLS_TARGETS[@]} -gt 0 ]]; then
   fi
   [[ -n $TLS_TARGET_LINE ]] && NOTES+=("$TLS_TARGET_LINE")
 fi
+if [[ ${#HTTP_TARGETS[@]} -gt 0 ]]; then
+  L7_DESC=""
+  for t in "${HTTP_TARGETS[@]}"; do L7_DESC+="${L7_DESC:+; }${L7_LABEL[$t]}: ${TLS_INFO[$t.https]}"; done
+  NOTES+=("HTTP: each proxy parses HTTP and forwards to the same backend over pooled keep-alive connections (nginx \`http\` with \`upstream { keepalive 64; }\` and \`proxy_http_version 1.1\`; HAProxy \`mode http\`, http-reuse at its default; Gatehouse \`protocol: HTTP\` / \`HTTPS\` listeners). h1 = HTTP/1.1 with wrk (no ALPN); new-conn = \`Connection: close\` on every request; HTTPS = the same certificate as the TLS tests, TLS negotiated with openssl s_client: $L7_DESC. h2 = \`h2load -D $DURATION -c $H2_CLIENTS -m $H2_STREAMS\` over TLS with ALPN h2; h2load gives no percentiles, so its mean and max time per request are shown, and the ratio on them is best / Gatehouse. Logging: Gatehouse writes an access-log line per HTTP request, nginx \`http\` its default access log (one combined line per request, to a file in the temp dir), HAProxy nothing (no \`log\` line, its default).")
+  [[ -n $H2_MISSING ]] && NOTES+=("WARNING: $H2_MISSING did not answer HTTP/2 over ALPN h2 in the probe and is left out of the h2 column.")
+  if [[ ${#HTTP_VERDICTS[@]} -gt 0 ]]; then
+    NOTES+=("HTTP target (requests/s at least 1.1x the better incumbent, with p99 no worse): $(printf '%s; ' "${HTTP_VERDICTS[@]}" | sed 's/; $/./')")
+  fi
+fi
 NOTES+=("Details: CPU% is the proxy's CPU time (all threads and worker processes) over the run's wall time, 100 = one core; per core = figure / (CPU%/100); ka = keep-alive, nc = new connection per request; other CPU% = approximate CPU used by processes not started here (% of one core, median over rounds).")
 
+if [[ ${#ROWS[@]} -gt 0 ]]; then
+  echo
+  print_text_table HEAD ROWS
+  echo
+  print_text_table DHEAD DROWS
+fi
 echo
-print_text_table HEAD ROWS
-echo
-print_text_table DHEAD DROWS
-echo
+if [[ ${#HROWS[@]} -gt 0 ]]; then
+  echo "HTTP proxying (layer 7), same backend; h1 = HTTP/1.1 (wrk), h2 = HTTP/2 over TLS (h2load)"
+  print_text_table HHEAD HROWS
+  echo
+  print_text_table HDHEAD HDROWS
+  echo
+fi
 if [[ ${#TROWS[@]} -gt 0 ]]; then
   echo "TLS termination, same ECDSA P-256 certificate everywhere; TLS libraries: $TLS_LIBS"
   print_text_table THEAD TROWS
@@ -846,22 +1091,32 @@ echo "machine busy before: ${BUSY_BEFORE}%; load average before/after: $LOAD_BEF
 
 mkdir -p "$(dirname "$OUT_FILE")"
 {
-  echo "# Gatehouse L4 TCP and TLS benchmark"
+  echo "# Gatehouse L4 TCP, TLS and HTTP benchmark"
   echo
   echo "- date: $NOW"
   echo "- runs: ${DURATION}s per measurement, $ROUNDS round(s), median reported"
   echo "- machine: $(nproc) CPUs, $CPU_MODEL; kernel $(uname -r)"
   echo "- cores: $CORE_NOTE"
-  echo "- versions: $NGINX_V; HAProxy $HAPROXY_V ($SPLICE_DESC); wrk $WRK_V; iperf3 $IPERF_V; gatehouse: $GH_V"
+  echo "- versions: $NGINX_V; HAProxy $HAPROXY_V ($SPLICE_DESC); wrk $WRK_V; iperf3 $IPERF_V; h2load $H2LOAD_V; gatehouse: $GH_V"
   echo "- each proxy: one worker (nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`, Gatehouse \`--threads 1\`), listening on 127.0.0.1, forwarding to the same backend"
   echo "- backend: nginx HTTP, 1 worker, \`return 200 \"ok\\n\"\`, keep-alive; iperf3 -s"
-  echo "- load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency\` (keep-alive), same plus \`-H 'Connection: close'\` (new connection per request), \`iperf3 -c 127.0.0.1 -t $DURATION -O 1\` (one stream)"
+  [[ $SKIP_L4 == 1 ]] || echo "- load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency\` (keep-alive), same plus \`-H 'Connection: close'\` (new connection per request), \`iperf3 -c 127.0.0.1 -t $DURATION -O 1\` (one stream)"
   echo "- other work on the machine: ${BUSY_BEFORE}% CPU busy just before measuring; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
   echo
-  print_md_table HEAD ROWS
-  echo
-  print_md_table DHEAD DROWS
-  echo
+  if [[ ${#ROWS[@]} -gt 0 ]]; then
+    print_md_table HEAD ROWS
+    echo
+    print_md_table DHEAD DROWS
+    echo
+  fi
+  if [[ ${#HROWS[@]} -gt 0 ]]; then
+    echo "HTTP proxying: nginx \`http\` (upstream keepalive 64), HTTP/1.1 to the backend; HAProxy \`mode http\`; Gatehouse HTTP/HTTPS listeners. Load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency\` over http (keep-alive; plus \`-H 'Connection: close'\` for new-conn) and https (keep-alive); \`h2load -D $DURATION -c $H2_CLIENTS -m $H2_STREAMS https://...\` (HTTP/2, ALPN h2)"
+    echo
+    print_md_table HHEAD HROWS
+    echo
+    print_md_table HDHEAD HDROWS
+    echo
+  fi
   if [[ ${#TROWS[@]} -gt 0 ]]; then
     echo "TLS termination: same certificate (ECDSA P-256) for all; TLS libraries: $TLS_LIBS; TLS load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://...\` (keep-alive), same plus \`-H 'Connection: close'\` (handshake per request), $STIME_PROCS x \`openssl s_time -new -www / -time $DURATION\` (full handshakes)"
     echo
