@@ -2,12 +2,12 @@
 //! free ones), checked the way their comments say they behave: seed 003 written as a
 //! Gatehouse config, and the same read from its Gateway API manifests.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use gatehouse_testkit::{Backend, Gatehouse, TempDir, curl_get};
+use gatehouse_testkit::{Backend, Curl, Gatehouse, TempDir, curl_get};
 
-use crate::BIN;
+use crate::{BIN, WAIT};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -21,79 +21,113 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The apps of seed 003 and the ports the examples give them.
+const APPS: [(&str, u16); 3] = [("sonarr", 8989), ("radarr", 7878), ("grafana", 3000)];
+
+/// A seed-003 example running: the gateway, its HTTP and HTTPS addresses, the HTTPS port the
+/// redirect names, the directory it runs from, and the apps behind it.
+struct Seed003 {
+    g: Gatehouse,
+    http: SocketAddr,
+    https: SocketAddr,
+    https_port: u16,
+    dir: TempDir,
+    _apps: Vec<Backend>,
+}
+
+/// Copies the example `config` (and the files under `examples/` it names, `extra`) into a
+/// fresh directory with the example's ports 8080/8443 swapped for free ones and its app
+/// addresses for test backends, and runs it.
+fn run_seed_003(config: &str, extra: &[&str]) -> Seed003 {
+    let apps: Vec<Backend> = APPS.iter().map(|(name, _)| Backend::start(name)).collect();
+    let (http_port, https_port) = (free_port(), free_port());
+    let dir = TempDir::new();
+    let adapt = |text: String| {
+        let mut text = text
+            .replace("port: 8080", &format!("port: {http_port}"))
+            .replace("port: 8443", &format!("port: {https_port}"));
+        for ((_, port), backend) in APPS.iter().zip(&apps) {
+            text = text.replace(&format!("127.0.0.1:{port}"), &backend.addr().to_string());
+        }
+        text
+    };
+    for file in ["tls/example.crt", "tls/example.key"]
+        .iter()
+        .chain(extra)
+        .chain(&[config])
+    {
+        let to = dir.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        let from = examples().join(file);
+        if file.ends_with(".yaml") {
+            std::fs::write(&to, adapt(std::fs::read_to_string(from).unwrap())).unwrap();
+        } else {
+            std::fs::copy(from, to).unwrap();
+        }
+    }
+    let g = Gatehouse::run_file(BIN, &dir.path().join(config));
+    Seed003 {
+        http: g.addr("internal-gateway/http"),
+        https: g.addr("internal-gateway/https"),
+        g,
+        https_port,
+        dir,
+        _apps: apps,
+    }
+}
+
+impl Seed003 {
+    /// `https://HOST/`, verified against the example CA.
+    fn https(&self, host: &str) -> Curl {
+        let ca = examples().join("tls/ca.crt");
+        curl_get(
+            &format!("https://{host}/"),
+            &[(host, 443, self.https)],
+            Some(&ca),
+            &[],
+        )
+    }
+
+    /// `http://HOST/PATH` is redirected to the HTTPS listener, with host, path and query.
+    fn assert_redirects(&self, host: &str, path: &str) {
+        let c = curl_get(
+            &format!("http://{host}{path}"),
+            &[(host, 80, self.http)],
+            None,
+            &["-i"],
+        );
+        assert_eq!(c.status, Some(301), "{}", c.stderr);
+        let location = format!("location: https://{host}:{}{path}", self.https_port);
+        assert!(
+            c.body.to_ascii_lowercase().contains(&location),
+            "{}",
+            c.body
+        );
+    }
+
+    /// `https://HOST/` is answered by `app`, with the wildcard certificate.
+    fn assert_serves(&self, host: &str, app: &str) {
+        let c = self.https(host);
+        assert_eq!(c.status, Some(200), "{host}: {}", c.stderr);
+        assert_eq!(c.body, format!("{app}\n"));
+        assert_eq!(c.peer_cn.as_deref(), Some("example.test"));
+    }
+}
+
 /// Seed 003: HTTP redirects to HTTPS, HTTPS terminates with the wildcard certificate, one
 /// route per app, and names nothing serves are refused.
 #[test]
 fn seed_003_gateway_redirects_terminates_and_routes_each_app() {
-    let apps = [("sonarr", 8989), ("radarr", 7878), ("grafana", 3000)];
-    let backends: Vec<Backend> = apps.iter().map(|(name, _)| Backend::start(name)).collect();
-    let (http_port, https_port) = (free_port(), free_port());
-    let mut yaml = std::fs::read_to_string(examples().join("seed-003-gateway.yaml")).unwrap();
-    yaml = yaml
-        .replace("port: 8080", &format!("port: {http_port}"))
-        .replace("port: 8443", &format!("port: {https_port}"));
-    for ((_, port), backend) in apps.iter().zip(&backends) {
-        yaml = yaml.replace(&format!("127.0.0.1:{port}"), &backend.addr().to_string());
-    }
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
-    for file in ["example.crt", "example.key"] {
-        std::fs::copy(
-            examples().join("tls").join(file),
-            dir.path().join("tls").join(file),
-        )
-        .unwrap();
-    }
-    let config = dir.path().join("gatehouse.yaml");
-    std::fs::write(&config, yaml).unwrap();
-    let g = Gatehouse::run_file(BIN, &config);
-    let http = g.addr("internal-gateway/http");
-    let https = g.addr("internal-gateway/https");
-    let ca = examples().join("tls/ca.crt");
-
-    // http:// -> https:// with the same host, path and query.
-    let c = curl_get(
-        "http://sonarr.example.test/calendar?week=2",
-        &[("sonarr.example.test", 80, http)],
-        None,
-        &["-i"],
-    );
-    assert_eq!(c.status, Some(301), "{}", c.stderr);
-    let location = format!("location: https://sonarr.example.test:{https_port}/calendar?week=2");
-    assert!(
-        c.body.to_ascii_lowercase().contains(&location),
-        "{}",
-        c.body
-    );
-
-    // Each app by its name, over verified HTTPS, with the wildcard certificate.
-    for (name, _) in apps {
-        let host = format!("{name}.example.test");
-        let c = curl_get(
-            &format!("https://{host}/"),
-            &[(&host, 443, https)],
-            Some(&ca),
-            &[],
-        );
-        assert_eq!(c.status, Some(200), "{host}: {}", c.stderr);
-        assert_eq!(c.body, format!("{name}\n"));
-        assert_eq!(c.peer_cn.as_deref(), Some("example.test"));
+    let s = run_seed_003("seed-003-gateway.yaml", &[]);
+    s.assert_redirects("sonarr.example.test", "/calendar?week=2");
+    for (name, _) in APPS {
+        s.assert_serves(&format!("{name}.example.test"), name);
     }
     // A name under the wildcard that no route serves: 404 from Gatehouse.
-    let c = curl_get(
-        "https://plex.example.test/",
-        &[("plex.example.test", 443, https)],
-        Some(&ca),
-        &[],
-    );
+    let c = s.https("plex.example.test");
     assert_eq!(c.status, Some(404), "{}", c.stderr);
     // A name outside the listener's hostname: no TLS listener takes it.
-    let c = curl_get(
-        "https://other.test/",
-        &[("other.test", 443, https)],
-        Some(&ca),
-        &[],
-    );
+    let c = s.https("other.test");
     assert_eq!(c.status, None, "{}", c.stderr);
     assert_ne!(c.exit_code, 0);
 }
@@ -102,80 +136,25 @@ fn seed_003_gateway_redirects_terminates_and_routes_each_app() {
 /// examples/gateway-api.yaml; a manifest edit reloads.
 #[test]
 fn gateway_api_manifests_redirect_and_route_over_https() {
-    let apps = [("sonarr", 8989), ("radarr", 7878), ("grafana", 3000)];
-    let backends: Vec<Backend> = apps.iter().map(|(name, _)| Backend::start(name)).collect();
-    let (http_port, https_port) = (free_port(), free_port());
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
-    std::fs::create_dir_all(dir.path().join("gateway-api")).unwrap();
-    for file in ["example.crt", "example.key"] {
-        std::fs::copy(
-            examples().join("tls").join(file),
-            dir.path().join("tls").join(file),
-        )
-        .unwrap();
-    }
-    for file in ["gateway.yaml", "apps.yaml"] {
-        let text = std::fs::read_to_string(examples().join("gateway-api").join(file)).unwrap();
-        let text = text
-            .replace("port: 8080", &format!("port: {http_port}"))
-            .replace("port: 8443", &format!("port: {https_port}"));
-        std::fs::write(dir.path().join("gateway-api").join(file), text).unwrap();
-    }
-    let mut yaml = std::fs::read_to_string(examples().join("gateway-api.yaml")).unwrap();
-    for ((_, port), backend) in apps.iter().zip(&backends) {
-        yaml = yaml.replace(&format!("127.0.0.1:{port}"), &backend.addr().to_string());
-    }
-    let config = dir.path().join("gatehouse.yaml");
-    std::fs::write(&config, yaml).unwrap();
-    let g = Gatehouse::run_file(BIN, &config);
-    let http = g.addr("internal-gateway/http");
-    let https = g.addr("internal-gateway/https");
-    let ca = examples().join("tls/ca.crt");
-
-    let c = curl_get(
-        "http://radarr.example.test/movies?page=3",
-        &[("radarr.example.test", 80, http)],
-        None,
-        &["-i"],
+    let s = run_seed_003(
+        "gateway-api.yaml",
+        &["gateway-api/gateway.yaml", "gateway-api/apps.yaml"],
     );
-    assert_eq!(c.status, Some(301), "{}", c.stderr);
-    let location = format!("location: https://radarr.example.test:{https_port}/movies?page=3");
-    assert!(
-        c.body.to_ascii_lowercase().contains(&location),
-        "{}",
-        c.body
-    );
-
-    let c = curl_get(
-        "https://sonarr.example.test/",
-        &[("sonarr.example.test", 443, https)],
-        Some(&ca),
-        &[],
-    );
-    assert_eq!(c.status, Some(200), "{}", c.stderr);
-    assert_eq!(c.body, "sonarr\n");
-    assert_eq!(c.peer_cn.as_deref(), Some("example.test"));
+    s.assert_redirects("radarr.example.test", "/movies?page=3");
+    s.assert_serves("sonarr.example.test", "sonarr");
 
     // Editing a manifest is a reload: sonarr's HTTPRoute now answers for another name.
-    let mark = g.mark();
-    let apps_file = dir.path().join("gateway-api").join("apps.yaml");
+    let mark = s.g.mark();
+    let apps_file = s.dir.path().join("gateway-api/apps.yaml");
     let text = std::fs::read_to_string(&apps_file).unwrap();
     assert!(text.contains("sonarr.example.test"));
-    let tmp = dir.path().join("gateway-api").join(".apps.yaml.tmp");
+    let tmp = s.dir.path().join("gateway-api/.apps.yaml.tmp");
     std::fs::write(&tmp, text.replace("sonarr.example.test", "tv.example.test")).unwrap();
     std::fs::rename(&tmp, &apps_file).unwrap();
     assert!(
-        g.wait_for("config reloaded", mark, crate::WAIT).is_some(),
+        s.g.wait_for("config reloaded", mark, WAIT).is_some(),
         "{}",
-        g.logs()
+        s.g.logs()
     );
-    let c = curl_get(
-        "https://tv.example.test/",
-        &[("tv.example.test", 443, https)],
-        Some(&ca),
-        &[],
-    );
-    assert_eq!(c.status, Some(200), "{}", c.stderr);
-    assert_eq!(c.body, "sonarr\n");
+    s.assert_serves("tv.example.test", "sonarr");
 }
