@@ -1,6 +1,11 @@
 //! The `gatehouse` binary: parses the command line, sets up logging and the runtime, and maps
 //! outcomes to exit codes. Everything else lives in `gatehouse-app`.
 
+/// A proxy allocates and frees many small buffers per request and connection; mimalloc's
+/// thread-local free lists cost a fraction of glibc malloc's there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
