@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use super::idle::Idle;
 use crate::pool::Pool;
 use crate::upstream::{Upstream, open};
 
@@ -23,7 +24,7 @@ use crate::upstream::{Upstream, open};
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// A request body towards a backend: the client's, or none (a retry of a bodiless request).
-pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+pub(crate) type UpstreamBody = Either<Idle<Incoming>, Empty<Bytes>>;
 
 /// The client for one backend pool.
 pub(crate) type PoolClient = Client<Connector, UpstreamBody>;

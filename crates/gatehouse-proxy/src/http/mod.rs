@@ -4,6 +4,7 @@
 
 mod client;
 pub mod filters;
+mod idle;
 pub mod router;
 pub mod server;
 

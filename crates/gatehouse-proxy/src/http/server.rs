@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{PoolClient, client_for};
 use super::filters::{apply_header_modifier, redirect_location, rewrite_path};
+use super::idle::Idle;
 use super::router::{Matched, Router, pick_backend};
 use crate::pool::{EndpointGuard, Pool};
 
@@ -49,6 +50,8 @@ pub struct HttpSite {
     /// Spreads requests over a rule's weighted backends.
     picks: AtomicU64,
     max_connections: usize,
+    /// A body (either way) with no bytes for this long is cut off.
+    idle_timeout: Duration,
 }
 
 impl HttpSite {
@@ -94,6 +97,11 @@ impl HttpSite {
                 .map(|l| l.max_connections)
                 .max()
                 .unwrap_or(0),
+            idle_timeout: listeners
+                .iter()
+                .map(|l| l.idle_timeout)
+                .max()
+                .unwrap_or(gatehouse_config::DEFAULT_IDLE_TIMEOUT),
         }
     }
 
@@ -178,7 +186,7 @@ struct RequestLog {
 /// A response body that counts what it sends and logs the request when it ends (or is
 /// dropped: a client that leaves mid-body still gets its line).
 pub struct LoggedBody {
-    inner: Inner,
+    inner: Idle<Inner>,
     bytes: u64,
     log: Option<RequestLog>,
     /// Keeps the endpoint's open-request count until the body is done.
@@ -187,25 +195,22 @@ pub struct LoggedBody {
 
 impl Body for LoggedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let polled = match &mut self.inner {
-            Either::Left(incoming) => Pin::new(incoming).poll_frame(cx),
-            Either::Right(full) => match Pin::new(full).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(Some(Err(never))) => match never {},
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
-        };
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
             self.bytes += data.len() as u64;
+        }
+        if let Poll::Ready(Some(Err(e))) = &polled
+            && let Some(log) = self.log.as_mut()
+        {
+            log.reason = Some(format!("response body: {e}"));
         }
         polled
     }
@@ -400,7 +405,7 @@ async fn handle(
     Response::from_parts(
         parts,
         LoggedBody {
-            inner,
+            inner: Idle::new(inner, site.idle_timeout),
             bytes: 0,
             log: Some(log),
             _guard: guard,
@@ -533,7 +538,7 @@ async fn proxy_request(
 
     let spec = pool.spec();
     let mut tried: Vec<SocketAddr> = Vec::new();
-    let mut body = Some(Either::Left(body));
+    let mut body = Some(Either::Left(Idle::new(body, site.idle_timeout)));
     let deadline = rule.timeouts.request.map(|t| started + t);
     loop {
         let Some(guard) = pool.pick(peer.ip(), &tried) else {

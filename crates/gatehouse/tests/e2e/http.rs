@@ -499,3 +499,74 @@ fn upgraded_connections_are_tunnelled() {
         assert_eq!(back, msg);
     }
 }
+
+/// A body that stops moving, either way, is cut off after the listener's `idleTimeout`.
+#[test]
+fn stalled_bodies_are_cut_off_after_the_idle_timeout() {
+    // A backend that reads the request (head and body), answers with headers and half a body,
+    // then stalls without closing.
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in backend.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            if s.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf");
+            held.push(s);
+        }
+    });
+    let yaml = http_listener(backend_addr, ", idleTimeout: 300ms");
+    let g = Gatehouse::start(BIN, &yaml);
+    let gw = g.addr("web/http");
+
+    // The response body stalls: the client's connection is closed once 300 ms pass.
+    let mut s = connect(gw).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x.test\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let took = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&got).ends_with("half"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    let line = g
+        .wait_for_all(&["request", "no body bytes"], 0, WAIT)
+        .unwrap_or_else(|| panic!("{}", g.logs()));
+    assert!(line.contains("bytes=4"), "{line}");
+
+    // The request body stalls: the backend is not kept waiting, the client gets a 502.
+    let mut s = connect(gw).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x.test\r\nContent-Length: 100\r\n\r\nten bytes!")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 502"), "{got}");
+}
