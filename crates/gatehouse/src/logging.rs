@@ -32,15 +32,17 @@ struct Shared {
 }
 
 impl Shared {
-    /// Writes whatever is pending.
-    fn flush(&self) {
+    /// Writes whatever is pending. `batch` is an empty buffer to swap with the pending one:
+    /// both keep their capacity, so a busy log does not regrow (and copy) its buffer from
+    /// nothing after every batch.
+    fn flush(&self, batch: &mut Vec<u8>) {
         let Ok(mut out) = self.output.lock() else {
             return;
         };
-        let batch = match self.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
+        match self.pending.lock() {
+            Ok(mut pending) => std::mem::swap(&mut *pending, batch),
             Err(_) => return,
-        };
+        }
         let lost = self.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             let _ = writeln!(
@@ -49,9 +51,10 @@ impl Shared {
             );
         }
         if !batch.is_empty() {
-            let _ = out.write_all(&batch);
+            let _ = out.write_all(batch);
         }
         let _ = out.flush();
+        batch.clear();
     }
 }
 
@@ -75,7 +78,7 @@ impl Drop for FlushOnDrop {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.shared.flush();
+        self.shared.flush(&mut Vec::new());
     }
 }
 
@@ -92,11 +95,12 @@ pub fn pipe(out: impl Write + Send + 'static) -> std::io::Result<(LogPipe, Flush
     let thread = std::thread::Builder::new()
         .name("gatehouse-log".into())
         .spawn(move || {
+            let mut batch = Vec::with_capacity(64 * 1024);
             while !writer.stop.load(Ordering::Relaxed) {
                 if let Ok(pending) = writer.pending.lock() {
                     let _ = writer.wake.wait_timeout(pending, FLUSH_EVERY);
                 }
-                writer.flush();
+                writer.flush(&mut batch);
             }
         })?;
     Ok((
