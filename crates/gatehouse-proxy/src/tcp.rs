@@ -61,6 +61,22 @@ impl Service {
     }
 }
 
+/// The name logs use for a socket that several listeners share: theirs, comma-separated.
+pub(crate) fn shared_name(listeners: &[Arc<Listener>]) -> String {
+    let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+    names.join(",")
+}
+
+/// The connection limit of a socket that several listeners share: the largest of theirs
+/// (the listener is only known once a connection has said which name it wants).
+pub(crate) fn shared_limit(listeners: &[Arc<Listener>]) -> usize {
+    listeners
+        .iter()
+        .map(|l| l.max_connections)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A listening socket's live state, shared by its accept loop and the supervisor.
 #[derive(Debug)]
 pub struct ListenerState {

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::hosts::HostTable;
 use crate::http::HttpSite;
 use crate::pool::Pool;
-use crate::tcp::{Conn, Route, access_log, forward};
+use crate::tcp::{Conn, Route, access_log, forward, shared_limit, shared_name};
 
 /// One TLS or HTTPS listener sharing the socket.
 #[derive(Debug)]
@@ -148,14 +148,9 @@ impl SniTable {
             let previous = previous.and_then(|p| p.http.as_deref());
             Arc::new(HttpSite::build(&https, pools, true, previous))
         });
-        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
         SniTable {
-            name: names.join(","),
-            max_connections: listeners
-                .iter()
-                .map(|l| l.max_connections)
-                .max()
-                .unwrap_or(0),
+            name: shared_name(listeners),
+            max_connections: shared_limit(listeners),
             hello_timeout: listeners
                 .iter()
                 .filter_map(|l| l.tls.as_ref().map(|t| t.handshake_timeout))

@@ -28,6 +28,7 @@ use super::filters::{apply_header_modifier, redirect_location, rewrite_path};
 use super::idle::Idle;
 use super::router::{Matched, Router, pick_backend};
 use crate::pool::{EndpointGuard, Pool};
+use crate::tcp::{shared_limit, shared_name};
 
 /// How long a backend may take to start its response when the route sets no timeout (as
 /// nginx's `proxy_read_timeout`): a backend that never answers costs a 504, not a stuck
@@ -68,6 +69,10 @@ impl HttpSite {
             for entry in &listener.http_routes {
                 for rule in entry.rules.iter() {
                     for b in &rule.backends {
+                        // One client per backend, however many rules name it.
+                        if used.contains_key(&b.backend) {
+                            continue;
+                        }
                         let Some(pool) = pools.get(&b.backend) else {
                             continue;
                         };
@@ -80,23 +85,18 @@ impl HttpSite {
                 }
             }
         }
-        let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
         let settings = listeners
             .iter()
             .find_map(|l| l.http.clone())
             .unwrap_or_default();
         HttpSite {
-            name: names.join(","),
+            name: shared_name(listeners),
             router: Router::build(listeners),
             pools: used,
             settings,
             scheme: if tls { "https" } else { "http" },
             picks: AtomicU64::new(0),
-            max_connections: listeners
-                .iter()
-                .map(|l| l.max_connections)
-                .max()
-                .unwrap_or(0),
+            max_connections: shared_limit(listeners),
             idle_timeout: listeners
                 .iter()
                 .map(|l| l.idle_timeout)
