@@ -440,7 +440,10 @@ impl Compiler {
             let full_name = format!("{}/{}", gw.name.value, lname);
             let (hostname, tls) = self.listener_tls(raw, protocol, &full_name);
             let http = self.listener_http(raw, protocol);
-            if raw.backend.is_none() && protocol == Some(Protocol::Tcp) {
+            let udp = self.listener_udp(raw, protocol);
+            let access = self.access(&raw.allow, &raw.deny);
+            let accept_proxy = self.accept_proxy(raw, protocol);
+            if raw.backend.is_none() && matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
                 self.error(
                     pos(&raw.name),
                     format!("listener `{lname}` has no `backend`"),
@@ -464,6 +467,9 @@ impl Compiler {
                     http: http.clone(),
                     max_connections,
                     idle_timeout,
+                    access: access.clone(),
+                    accept_proxy: accept_proxy.clone(),
+                    udp: udp.clone(),
                 })
                 .collect();
             out.push(Draft {
@@ -518,6 +524,7 @@ impl Compiler {
         }
         let max_connections = self.max_connections(&raw.max_connections);
         let idle_timeout = self.idle_timeout(&raw.idle_timeout);
+        let access = self.access(&raw.allow, &raw.deny);
         let (listen, target) = (listen?, target?);
         let full_name = format!("forward/{name}");
         let backend = Backend {
@@ -533,6 +540,7 @@ impl Compiler {
             },
             health_check: None,
             tls: None,
+            proxy_protocol: None,
         };
         let listener = Listener {
             name: full_name.clone(),
@@ -542,6 +550,7 @@ impl Compiler {
                 route: "default".to_owned(),
                 hosts: vec![HostMatch::Any],
                 backend: full_name.clone(),
+                access: Access::default(),
             }],
             hostname: None,
             tls: None,
@@ -549,6 +558,9 @@ impl Compiler {
             http: None,
             max_connections,
             idle_timeout,
+            access,
+            accept_proxy: None,
+            udp: None,
         };
         let origin = ListenerOrigin {
             name: full_name,
@@ -669,6 +681,7 @@ impl Compiler {
             None => None,
             Some(t) => Some(self.backend_tls(t)?),
         };
+        let proxy_protocol = self.proxy_version(&raw.proxy_protocol);
         Some(Backend {
             name,
             balance: balance?,
@@ -679,6 +692,7 @@ impl Compiler {
             passive,
             health_check,
             tls,
+            proxy_protocol,
         })
     }
 
@@ -713,7 +727,24 @@ impl Compiler {
             .as_ref()
             .and_then(|r| self.int_in(r, 1, 100, "fall"))
             .unwrap_or(3);
+        if protocol != "UDP" {
+            self.udp_only_keys(raw);
+        }
+        let port = raw.port.as_ref().and_then(|p| self.port(p, false));
         let kind = match protocol {
+            "UDP" => {
+                for (field, present) in [
+                    ("path", raw.path.as_ref().map(pos)),
+                    ("host", raw.host.as_ref().map(pos)),
+                    ("expectStatus", raw.expect_status.as_ref().map(pos)),
+                ] {
+                    if let Some(at) = present {
+                        self.error(at, format!("`{field}` only applies to HTTP health checks"))
+                            .hint("a UDP check sends `send` and expects a reply starting with `expect`");
+                    }
+                }
+                self.udp_probe(raw, pos(h))
+            }
             "TCP" => {
                 for (field, present) in [
                     ("path", raw.path.as_ref().map(pos)),
@@ -797,9 +828,9 @@ impl Compiler {
             }
             other => {
                 let at = raw.protocol.as_ref().map_or(pos(h), pos);
-                let hint = match closest(other, ["TCP", "HTTP", "TLS"]) {
+                let hint = match closest(other, ["TCP", "HTTP", "TLS", "UDP"]) {
                     Some(best) => format!("did you mean `{best}`?"),
-                    None => "use `TCP` (a connect), `TLS` (a handshake) or `HTTP` (a GET expecting a status)".to_owned(),
+                    None => "use `TCP` (a connect), `TLS` (a handshake), `HTTP` (a GET expecting a status) or `UDP` (a datagram expecting a reply)".to_owned(),
                 };
                 self.error(at, format!("`{other}` is not a health check protocol"))
                     .hint(hint);
@@ -808,6 +839,7 @@ impl Compiler {
         };
         Some(HealthCheck {
             kind,
+            port,
             interval,
             timeout,
             rise,
@@ -824,21 +856,11 @@ impl Compiler {
             "TLS" => Some(Protocol::Tls),
             "HTTP" => Some(Protocol::Http),
             "HTTPS" => Some(Protocol::Https),
-            "UDP" => {
-                self.error(
-                    pos(p),
-                    format!(
-                        "protocol `{}` is not supported by this version yet",
-                        p.value
-                    ),
-                )
-                .hint("this version proxies `TCP`, `TLS`, `HTTP` and `HTTPS` listeners; UDP is on the roadmap");
-                None
-            }
+            "UDP" => Some(Protocol::Udp),
             other => {
                 let hint = match closest(other, ["TCP", "UDP", "TLS", "HTTP", "HTTPS"]) {
                     Some(best) => format!("did you mean `{best}`? (protocols are upper case)"),
-                    None => "use `TCP`, `TLS`, `HTTP` or `HTTPS`".to_owned(),
+                    None => "use `TCP`, `UDP`, `TLS`, `HTTP` or `HTTPS`".to_owned(),
                 };
                 self.error(pos(p), format!("`{other}` is not a listener protocol"))
                     .hint(hint);
@@ -947,6 +969,19 @@ impl Compiler {
                             ),
                         )
                         .hint("a request is read before its Host header picks a listener: give both the same `http` settings")
+                        .note(first, format!("`{}` is defined", origins[*j].name));
+                        break;
+                    }
+                    // The PROXY header comes before anything that could pick a listener.
+                    if l.accept_proxy != other.accept_proxy {
+                        self.error(
+                            origins[i].pos,
+                            format!(
+                                "listeners `{}` and `{}` share {} but not their `proxyProtocol` settings",
+                                origins[*j].name, origins[i].name, l.bind
+                            ),
+                        )
+                        .hint("a PROXY header is read before the host name picks a listener: give both the same `proxyProtocol`")
                         .note(first, format!("`{}` is defined", origins[*j].name));
                         break;
                     }

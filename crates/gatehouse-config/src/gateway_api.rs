@@ -215,6 +215,7 @@ enum Object {
     Http(Meta, S<HttpRouteSpec>),
     Tls(Meta, S<StreamRouteSpec>),
     Tcp(Meta, S<StreamRouteSpec>),
+    Udp(Meta, S<StreamRouteSpec>),
 }
 
 /// Who an object is: kind (as written, with its place), name and namespace.
@@ -317,7 +318,8 @@ pub(crate) fn read(api: &S<RawGatewayApi>, base: &Path) -> Manifests {
                     r.out.routes.push((meta.file, route));
                 }
             }
-            Object::Tcp(meta, spec) => r.tcp_route(&meta, &spec, &gateway_index),
+            Object::Tcp(meta, spec) => r.stream_route(&meta, &spec, &gateway_index, "TCP"),
+            Object::Udp(meta, spec) => r.stream_route(&meta, &spec, &gateway_index, "UDP"),
         }
     }
     r.unused();
@@ -620,19 +622,17 @@ impl Reader<'_> {
                 .hint("Gatehouse resolves references through `gatewayApi.services` and `gatewayApi.secrets`, in any namespace: the config grants them");
             }
             "UDPRoute" => {
-                self.error(
-                    at(file, &kind),
-                    format!(
-                        "UDPRoute `{}`: UDPRoutes are not supported by this version yet",
-                        meta.full()
-                    ),
-                )
-                .hint("this version proxies TCP, TLS, HTTP and HTTPS; UDP is on the roadmap");
+                if let Some(d) = self.parse::<Doc<StreamRouteSpec>>(file, doc) {
+                    objects.push(Object::Udp(meta, d.spec));
+                }
             }
             other => {
-                let hint = match closest(other, ["Gateway", "HTTPRoute", "TLSRoute", "TCPRoute"]) {
+                let hint = match closest(
+                    other,
+                    ["Gateway", "HTTPRoute", "TLSRoute", "TCPRoute", "UDPRoute"],
+                ) {
                     Some(best) => format!("did you mean `{best}`?"),
-                    None => "this version reads Gateway, HTTPRoute, TLSRoute and TCPRoute objects"
+                    None => "this version reads Gateway, HTTPRoute, TLSRoute, TCPRoute and UDPRoute objects"
                         .to_owned(),
                 };
                 self.error(
@@ -730,6 +730,10 @@ impl Reader<'_> {
             max_connections: None,
             idle_timeout: None,
             http: None,
+            udp: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            proxy_protocol: None,
         }
     }
 
@@ -991,6 +995,8 @@ impl Reader<'_> {
                 hostnames,
                 backend: None,
                 rules: Some(rules),
+                allow: Vec::new(),
+                deny: Vec::new(),
             },
             &meta.name,
         ))
@@ -1050,22 +1056,27 @@ impl Reader<'_> {
                     .collect(),
                 backend: Some(backend),
                 rules: None,
+                allow: Vec::new(),
+                deny: Vec::new(),
             },
             &meta.name,
         ))
     }
 
-    /// A TCPRoute becomes the `backend` of the TCP listeners it attaches to.
-    fn tcp_route(
+    /// A TCPRoute (UDPRoute) becomes the `backend` of the TCP (UDP) listeners it attaches to.
+    fn stream_route(
         &mut self,
         meta: &Meta,
         spec: &S<StreamRouteSpec>,
         gateways: &HashMap<String, usize>,
+        transport: &str,
     ) {
         let file = meta.file;
+        let kind = format!("{transport}Route");
         if let Some(h) = spec.value.hostnames.as_ref().and_then(|h| h.first()) {
-            self.error(at(file, h), "a TCPRoute has no `hostnames`")
-                .hint("TCP carries no name to route by: remove `hostnames`, or use a TLSRoute");
+            self.error(at(file, h), format!("a {kind} has no `hostnames`")).hint(format!(
+                "{transport} carries no name to route by: remove `hostnames`"
+            ));
         }
         let parents = self.parent_refs(meta, &spec.value.parent_refs);
         let Some(backend) = self.single_backend(meta, spec) else {
@@ -1087,12 +1098,12 @@ impl Reader<'_> {
                     continue;
                 }
                 let protocol = l.protocol.as_ref().map_or("TCP", |x| x.value.as_str());
-                if protocol != "TCP" {
+                if protocol != transport {
                     if p.listener.is_some() {
                         problems.push((
                             at(file, &p.gateway),
                             format!(
-                                "TCPRoute `{}` attaches to `{}/{}`, which is not a TCP listener",
+                                "{kind} `{}` attaches to `{}/{}`, which is not a {transport} listener",
                                 meta.full(),
                                 gw.name.value,
                                 l.name.value
@@ -1105,7 +1116,7 @@ impl Reader<'_> {
                     problems.push((
                         at(file, &p.gateway),
                         format!(
-                            "two TCPRoutes attach to listener `{}/{}`: not supported by this version yet",
+                            "two {kind}s attach to listener `{}/{}`: not supported by this version yet",
                             gw.name.value, l.name.value
                         ),
                     ));
@@ -1116,19 +1127,21 @@ impl Reader<'_> {
                 l.backend = Some(sp(backend.value.clone(), &l.name));
             }
             let gateway_name = gw.name.value.clone();
+            let explained = !problems.is_empty();
             for (pos, msg) in problems {
-                self.error(pos, msg)
-                    .hint("a TCP listener sends every connection to one backend: attach one TCPRoute with one backendRef");
+                self.error(pos, msg).hint(format!(
+                    "a {transport} listener sends everything to one backend: attach one {kind} with one backendRef"
+                ));
             }
-            if matched == 0 {
+            if matched == 0 && !explained {
                 self.error(
                     at(file, &p.gateway),
                     format!(
-                        "TCPRoute `{}` attaches to no TCP listener of Gateway `{gateway_name}`",
+                        "{kind} `{}` attaches to no {transport} listener of Gateway `{gateway_name}`",
                         meta.full()
                     ),
                 )
-                .hint("check `parentRefs`: the Gateway needs a `protocol: TCP` listener (with that `sectionName` or `port`, if set)");
+                .hint(format!("check `parentRefs`: the Gateway needs a `protocol: {transport}` listener (with that `sectionName` or `port`, if set)"));
             }
         }
     }

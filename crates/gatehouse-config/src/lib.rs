@@ -11,6 +11,7 @@
 //! finds, each naming the file, line and column, what is wrong and, where we can tell, how to
 //! fix it. The hot path never sees YAML types: it gets a [`Config`].
 
+mod clients;
 mod compile;
 mod diag;
 mod diff;
@@ -27,6 +28,8 @@ pub use compile::{
 };
 pub use diag::{Diagnostic, Diagnostics, Pos, Severity, Source};
 pub use diff::{ConfigDiff, diff};
-pub use parse::{parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address};
+pub use parse::{
+    parse_cidr, parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address,
+};
 pub use routes::DEFAULT_HANDSHAKE_TIMEOUT;
 pub use types::*;

@@ -111,6 +111,34 @@ pub struct RawListener {
     pub idle_timeout: Option<S<Scalar>>,
     #[serde(default)]
     pub http: Option<S<RawHttpSettings>>,
+    #[serde(default)]
+    pub udp: Option<S<RawUdpSettings>>,
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    #[serde(default)]
+    pub deny: Vec<S<String>>,
+    #[serde(default)]
+    pub proxy_protocol: Option<S<RawAcceptProxy>>,
+}
+
+/// A UDP listener's `udp`: flow settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawUdpSettings {
+    #[serde(default)]
+    pub idle_timeout: Option<S<Scalar>>,
+    #[serde(default)]
+    pub max_flows: Option<S<i64>>,
+}
+
+/// A listener's `proxyProtocol`: PROXY headers accepted from trusted sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAcceptProxy {
+    #[serde(default)]
+    pub trusted_sources: Vec<S<String>>,
+    #[serde(default)]
+    pub timeout: Option<S<Scalar>>,
 }
 
 /// An HTTP or HTTPS listener's `http`: limits on reading requests.
@@ -168,6 +196,10 @@ pub struct RawRoute {
     pub backend: Option<S<String>>,
     #[serde(default)]
     pub rules: Option<S<Vec<S<RawHttpRule>>>>,
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    #[serde(default)]
+    pub deny: Vec<S<String>>,
 }
 
 /// One rule of an HTTPRoute (Gateway API `HTTPRouteRule`).
@@ -412,6 +444,8 @@ pub struct RawBackend {
     pub health_check: Option<S<RawHealthCheck>>,
     #[serde(default)]
     pub tls: Option<S<RawBackendTls>>,
+    #[serde(default)]
+    pub proxy_protocol: Option<S<Scalar>>,
 }
 
 /// TLS towards a backend's endpoints.
@@ -506,6 +540,16 @@ pub struct RawHealthCheck {
     pub host: Option<S<String>>,
     #[serde(default)]
     pub expect_status: Option<S<Scalar>>,
+    #[serde(default)]
+    pub port: Option<S<i64>>,
+    #[serde(default)]
+    pub send: Option<S<String>>,
+    #[serde(default)]
+    pub send_hex: Option<S<String>>,
+    #[serde(default)]
+    pub expect: Option<S<String>>,
+    #[serde(default)]
+    pub expect_hex: Option<S<String>>,
 }
 
 /// A port forward: a TCP listener with one backend, in two lines.
@@ -520,6 +564,10 @@ pub struct RawForward {
     pub idle_timeout: Option<S<Scalar>>,
     #[serde(default)]
     pub max_connections: Option<S<i64>>,
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    #[serde(default)]
+    pub deny: Vec<S<String>>,
 }
 
 /// Process-wide settings.

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::types::{HostPattern, Target};
+use crate::types::{Cidr, HostPattern, Target};
 
 /// Parses `250ms`, `2s`, `1.5s`, `10m`, `1h` (a number and a unit; no unit is an error).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -53,6 +53,45 @@ pub fn parse_listen_address(text: &str) -> Result<IpAddr, String> {
             format!("`{text}` is not an IP address")
         }
     })
+}
+
+/// Parses a network for an access list or PROXY trust list: `10.0.0.0/8`, `2001:db8::/32`,
+/// or a bare address (`192.168.1.13`, one host). Host bits must be zero, so that a typo such
+/// as `192.168.1.1/16` does not quietly mean the whole /16.
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let t = text.trim();
+    let (addr, prefix) = match t.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (t, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("`{text}` is not an IP address or network"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("`{text}`: the prefix length must be 0 to {max}")),
+        },
+    };
+    let cidr = Cidr { addr, prefix };
+    let network = match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from(std::net::Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from(std::net::Ipv6Addr::from(u128::from(a) & mask))
+        }
+    };
+    if network != addr {
+        return Err(format!(
+            "`{text}` has host bits set: the network is `{network}/{prefix}`"
+        ));
+    }
+    Ok(cidr)
 }
 
 /// Parses `ADDRESS:PORT` for a forward's `listen` (`127.0.0.1:6385`, `[::1]:6385`), or a

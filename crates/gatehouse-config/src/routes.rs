@@ -116,6 +116,8 @@ impl Compiler {
             });
         match protocol {
             None => (hostname, None),
+            // Refused keys of a UDP listener are reported by `listener_udp`.
+            Some(Protocol::Udp) => (None, Some(None)),
             Some(Protocol::Tcp) => {
                 if let Some(h) = &raw.hostname {
                     self.error(pos(h), "`hostname` only applies to TLS, HTTP and HTTPS listeners")
@@ -427,7 +429,7 @@ impl Compiler {
                         pos(&raw.kind),
                         format!("route kind `{kind}` is not supported by this version yet"),
                     )
-                    .hint("this version routes TLS by server name (`TLSRoute`) and HTTP requests (`HTTPRoute`); a TCP listener's `backend` does what a TCPRoute would");
+                    .hint("this version routes TLS by server name (`TLSRoute`) and HTTP requests (`HTTPRoute`); a TCP or UDP listener's `backend` does what a TCPRoute or UDPRoute would (Gateway API manifests may use them)");
                     continue;
                 }
                 other => {
@@ -454,6 +456,7 @@ impl Compiler {
                     }
                 }
             }
+            let access = self.access(&raw.allow, &raw.deny);
             if raw.parent_refs.is_empty() {
                 self.error(
                     pos(&raw.name),
@@ -490,6 +493,7 @@ impl Compiler {
                                 route: name.to_owned(),
                                 hosts,
                                 backend: backend.clone(),
+                                access: access.clone(),
                             },
                             pos(&raw.name),
                         )),
@@ -497,6 +501,7 @@ impl Compiler {
                             route: name.to_owned(),
                             hosts,
                             rules: Arc::clone(rules),
+                            access: access.clone(),
                         }),
                     }
                 }
@@ -647,7 +652,7 @@ impl Compiler {
                 None => HostMatch::Any,
             };
             let (routes, http_routes) = match draft.protocol {
-                Protocol::Tcp | Protocol::Tls => (
+                Protocol::Tcp | Protocol::Tls | Protocol::Udp => (
                     self.tls_table(&draft, &full, default_host, backends),
                     Vec::new(),
                 ),
@@ -698,6 +703,7 @@ impl Compiler {
                 route: "default".to_owned(),
                 hosts: vec![default_host],
                 backend: backend.clone(),
+                access: Access::default(),
             });
         }
         if routes.is_empty() {
@@ -725,6 +731,28 @@ impl Compiler {
                 }
             }
         }
+        if draft.protocol == Protocol::Udp {
+            for r in &routes {
+                let Some(b) = backends.get(&r.backend) else {
+                    continue;
+                };
+                for (key, present) in [
+                    ("proxyProtocol", b.proxy_protocol.is_some()),
+                    ("tls", b.tls.is_some()),
+                ] {
+                    if present {
+                        self.error(
+                            draft.origin_pos,
+                            format!(
+                                "UDP listener `{full}` sends datagrams to backend `{}`, which has `{key}`",
+                                r.backend
+                            ),
+                        )
+                        .hint(format!("`{key}` applies to TCP connections only: give the UDP service a backend of its own without it"));
+                    }
+                }
+            }
+        }
         routes
     }
 
@@ -743,6 +771,7 @@ impl Compiler {
                 route: "default".to_owned(),
                 hosts: vec![default_host],
                 rules: Arc::new(vec![forward_all(backend)]),
+                access: Access::default(),
             });
         }
         if routes.is_empty() {

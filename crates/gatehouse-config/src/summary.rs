@@ -13,16 +13,39 @@ impl Config {
         let mut out = String::new();
         let _ = writeln!(out, "listeners ({}):", self.listeners.len());
         for l in &self.listeners {
+            let limits = match &l.udp {
+                Some(u) => format!(
+                    "max {} flows, flow idle {}",
+                    u.max_flows,
+                    format_duration(u.idle_timeout)
+                ),
+                None => format!(
+                    "max {} conns, idle {}",
+                    l.max_connections,
+                    format_duration(l.idle_timeout)
+                ),
+            };
             let _ = writeln!(
                 out,
-                "  {:<24} {:<5} {:<22} -> {:<16} max {} conns, idle {}",
+                "  {:<24} {:<5} {:<22} -> {:<16} {limits}",
                 l.name,
                 l.protocol.to_string(),
                 l.bind.to_string(),
                 l.backends().join(", "),
-                l.max_connections,
-                format_duration(l.idle_timeout)
             );
+            if !l.access.is_open() {
+                let _ = writeln!(out, "  {:<24} clients: {}", "", access_line(&l.access));
+            }
+            if let Some(p) = &l.accept_proxy {
+                let trusted: Vec<String> = p.trusted.iter().map(ToString::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "  {:<24} PROXY headers accepted from {} (within {})",
+                    "",
+                    trusted.join(", "),
+                    format_duration(p.timeout)
+                );
+            }
             if let Some(tls) = &l.tls {
                 let mode = match &tls.mode {
                     TlsMode::Passthrough => "passthrough (the backend terminates)".to_owned(),
@@ -73,6 +96,9 @@ impl Config {
                         hosts.join(", "),
                         r.backend
                     );
+                    if !r.access.is_open() {
+                        let _ = writeln!(out, "  {:<24}   clients: {}", "", access_line(&r.access));
+                    }
                 }
             }
             if let Some(h) = &l.http {
@@ -95,6 +121,9 @@ impl Config {
                     r.route,
                     hosts.join(", ")
                 );
+                if !r.access.is_open() {
+                    let _ = writeln!(out, "  {:<24}   clients: {}", "", access_line(&r.access));
+                }
                 for rule in r.rules.iter() {
                     let _ = writeln!(out, "  {:<24}   {}", "", rule_line(rule));
                 }
@@ -125,6 +154,15 @@ impl Config {
                 Some(h) => {
                     let probe = match &h.kind {
                         HealthCheckKind::Tcp => "TCP connect".to_owned(),
+                        HealthCheckKind::Udp { send, expect } => format!(
+                            "UDP datagram of {} bytes expecting a reply{}",
+                            send.len(),
+                            if expect.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" starting with {} given bytes", expect.len())
+                            }
+                        ),
                         HealthCheckKind::Tls { server_name } => match server_name {
                             Some(n) => format!("TLS handshake (SNI {n})"),
                             None => "TLS handshake".to_owned(),
@@ -138,6 +176,10 @@ impl Config {
                             expect_status.start(),
                             expect_status.end()
                         ),
+                    };
+                    let probe = match h.port {
+                        Some(port) => format!("{probe} on port {port}"),
+                        None => probe,
                     };
                     format!(
                         "{probe} every {} (timeout {}, rise {}, fall {})",
@@ -166,6 +208,13 @@ impl Config {
                 b.retries,
                 if b.retries == 1 { "y" } else { "ies" }
             );
+            if let Some(v) = b.proxy_protocol {
+                let v = match v {
+                    crate::types::ProxyProtocolVersion::V1 => "v1",
+                    crate::types::ProxyProtocolVersion::V2 => "v2",
+                };
+                let _ = writeln!(out, "  {:<24} sends a PROXY protocol {v} header first", "");
+            }
             if let Some(tls) = &b.tls {
                 let verify = match &tls.verify {
                     BackendVerify::Ca { path, .. } => {
@@ -295,4 +344,22 @@ fn modifier_text(m: &HeaderModifier) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// `allow 10.0.0.0/8; deny 10.0.0.5/32`, or `everyone`.
+fn access_line(a: &crate::types::Access) -> String {
+    let list = |v: &[crate::types::Cidr]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !a.deny.is_empty() {
+        parts.push(format!("deny {}", list(&a.deny)));
+    }
+    if !a.allow.is_empty() {
+        parts.push(format!("allow only {}", list(&a.allow)));
+    }
+    parts.join("; ")
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +73,8 @@ pub enum Protocol {
     Http,
     /// HTTP over TLS terminated here (ALPN `h2` and `http/1.1`), routed per request.
     Https,
+    /// UDP datagrams, relayed per client flow.
+    Udp,
 }
 
 impl Protocol {
@@ -81,6 +83,7 @@ impl Protocol {
     pub fn transport(self) -> Transport {
         match self {
             Protocol::Tcp | Protocol::Tls | Protocol::Http | Protocol::Https => Transport::Tcp,
+            Protocol::Udp => Transport::Udp,
         }
     }
 }
@@ -92,6 +95,7 @@ impl fmt::Display for Protocol {
             Protocol::Tls => "TLS",
             Protocol::Http => "HTTP",
             Protocol::Https => "HTTPS",
+            Protocol::Udp => "UDP",
         })
     }
 }
@@ -101,12 +105,15 @@ impl fmt::Display for Protocol {
 pub enum Transport {
     /// A TCP listening socket.
     Tcp,
+    /// A UDP socket.
+    Udp,
 }
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Transport::Tcp => "TCP",
+            Transport::Udp => "UDP",
         })
     }
 }
@@ -193,6 +200,8 @@ pub struct RouteEntry {
     pub hosts: Vec<HostMatch>,
     /// The backend pool.
     pub backend: String,
+    /// Client addresses the route serves (the listener's own list applies first).
+    pub access: Access,
 }
 
 /// An HTTPRoute as attached to one listener: the names it serves there (intersected with the
@@ -205,6 +214,8 @@ pub struct HttpRouteEntry {
     pub hosts: Vec<HostMatch>,
     /// The rules, in config order.
     pub rules: Arc<Vec<HttpRule>>,
+    /// Client addresses the route serves; others get 403.
+    pub access: Access,
 }
 
 /// One rule of an HTTPRoute: any of its matches selects it; its filters run; its backends
@@ -451,6 +462,113 @@ pub struct Listener {
     pub max_connections: usize,
     /// A connection with no bytes either way for this long is closed.
     pub idle_timeout: Duration,
+    /// Client addresses served: others are closed (TCP, TLS), get 403 (HTTP) or are dropped
+    /// (UDP).
+    pub access: Access,
+    /// PROXY protocol headers accepted, and from whom.
+    pub accept_proxy: Option<AcceptProxy>,
+    /// Flow settings (UDP listeners).
+    pub udp: Option<UdpSettings>,
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`; a bare
+/// address is `/32` or `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    /// The network address (host bits are zero).
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, what a
+    /// dual-stack socket reports for an IPv4 client) counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Which client addresses may use a listener or route. A client in `deny` is refused; else,
+/// when `allow` is not empty, a client outside it is refused. Empty lists refuse no one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    /// Networks served (empty: every address not denied).
+    pub allow: Vec<Cidr>,
+    /// Networks refused, whatever `allow` says.
+    pub deny: Vec<Cidr>,
+}
+
+impl Access {
+    /// Whether a client at `ip` is served.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        !self.deny.iter().any(|c| c.contains(ip))
+            && (self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip)))
+    }
+
+    /// Whether every address is served (no lists).
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+}
+
+/// PROXY protocol headers a listener accepts. A connection from a trusted source must start
+/// with a header (v1 or v2), and the address it carries is the client's from then on; a
+/// connection from anywhere else whose first bytes are a PROXY header is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptProxy {
+    /// Who may send a header (a tunnel, a front load balancer).
+    pub trusted: Vec<Cidr>,
+    /// Limit on receiving the whole header.
+    pub timeout: Duration,
+}
+
+/// The PROXY protocol version sent to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// Text, TCP only.
+    V1,
+    /// Binary; carries the TLS server name as the authority, and UDP flows.
+    V2,
+}
+
+/// Flow settings of a UDP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpSettings {
+    /// A flow with no datagram either way for this long ends (its backend socket closes).
+    pub idle_timeout: Duration,
+    /// Most flows at once; datagrams that would start another are dropped.
+    pub max_flows: usize,
+}
+
+impl Default for UdpSettings {
+    /// What a UDP listener gets without `udp` (docs/config.md).
+    fn default() -> Self {
+        UdpSettings {
+            idle_timeout: Duration::from_secs(60),
+            max_flows: 10_000,
+        }
+    }
 }
 
 /// What identifies a listening socket across reloads: a listener whose key is unchanged keeps
@@ -580,6 +698,14 @@ pub enum HealthCheckKind {
         /// Server name sent in the hello; none when absent.
         server_name: Option<String>,
     },
+    /// A datagram sent to the endpoint, answered with one that starts with `expect` (any
+    /// reply when `expect` is empty). An ICMP "port unreachable" fails the probe at once.
+    Udp {
+        /// The payload sent.
+        send: Vec<u8>,
+        /// The prefix the reply must have.
+        expect: Vec<u8>,
+    },
     /// `GET path` answered with a status in `expect_status`.
     Http {
         /// Request path, starting with `/`.
@@ -596,6 +722,9 @@ pub enum HealthCheckKind {
 pub struct HealthCheck {
     /// The probe.
     pub kind: HealthCheckKind,
+    /// Probe this port of each endpoint's host instead of the endpoint's own port (a UDP
+    /// service checked through its TCP or HTTP side).
+    pub port: Option<u16>,
     /// Time between probes of one endpoint.
     pub interval: Duration,
     /// A probe slower than this fails.
@@ -627,6 +756,8 @@ pub struct Backend {
     pub health_check: Option<HealthCheck>,
     /// TLS towards the endpoints, if configured.
     pub tls: Option<BackendTls>,
+    /// A PROXY protocol header sent first on every connection (and, v2, UDP flow).
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 /// How Gatehouse checks a backend's certificate.

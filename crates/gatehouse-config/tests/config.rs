@@ -454,7 +454,7 @@ const BAD: &[Bad] = &[
         related: None,
     },
     Bad {
-        what: "UDP is not supported yet",
+        what: "a UDP listener takes flows, not connections",
         yaml: "
             gateways:
               - name: edge
@@ -463,13 +463,208 @@ const BAD: &[Bad] = &[
                     port: 53
                     protocol: UDP
                     backend: app
+                    maxConnections: 10
             backends:
               - name: app
                 endpoints: [127.0.0.1:5353]
         ",
-        at: (6, 19),
-        message: "protocol `UDP` is not supported by this version yet",
-        hint: Some("this version proxies `TCP`, `TLS`, `HTTP` and `HTTPS` listeners"),
+        at: (8, 25),
+        message: "`maxConnections` does not apply to UDP listeners",
+        hint: Some("use `udp.maxFlows`"),
+        related: None,
+    },
+    Bad {
+        what: "udp settings on a TCP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    udp: {maxFlows: 10}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 14),
+        message: "`udp` only applies to UDP listeners",
+        hint: Some("add `protocol: UDP`"),
+        related: None,
+    },
+    Bad {
+        what: "a UDP listener without a backend",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: dns, port: 53, protocol: UDP}
+        ",
+        at: (4, 16),
+        message: "listener `dns` has no `backend`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a UDP listener cannot send PROXY headers to its backend",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: dns, port: 53, protocol: UDP, backend: app}
+            backends:
+              - name: app
+                proxyProtocol: v2
+                endpoints: [127.0.0.1:5353]
+        ",
+        at: (4, 27),
+        message: "UDP listener `edge/dns` sends datagrams to backend `app`, which has `proxyProtocol`",
+        hint: Some("TCP connections only"),
+        related: None,
+    },
+    Bad {
+        what: "a UDP listener does not accept PROXY headers",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: dns
+                    port: 53
+                    protocol: UDP
+                    backend: app
+                    proxyProtocol: {trustedSources: [10.0.0.1]}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:5353]
+        ",
+        at: (8, 24),
+        message: "UDP listeners do not accept PROXY headers",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a network with host bits set",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    allow: [10.0.0.0/8, 192.168.1.1/16]
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 29),
+        message: "`192.168.1.1/16` has host bits set: the network is `192.168.0.0/16`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "not a network",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    deny: [10.0.0.0/33]
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 16),
+        message: "the prefix length must be 0 to 32",
+        hint: Some("`deny` lists networks"),
+        related: None,
+    },
+    Bad {
+        what: "PROXY protocol accepted from nobody",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - name: web
+                    port: 80
+                    backend: app
+                    proxyProtocol: {timeout: 3s}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 24),
+        message: "`proxyProtocol` has no `trustedSources`",
+        hint: Some("from any other source a header is refused"),
+        related: None,
+    },
+    Bad {
+        what: "an unknown PROXY protocol version",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            backends:
+              - name: app
+                proxyProtocol: v3
+                endpoints: [127.0.0.1:8080]
+        ",
+        at: (7, 20),
+        message: "`v3` is not a PROXY protocol version",
+        hint: Some("`v1`"),
+        related: None,
+    },
+    Bad {
+        what: "a UDP health check with nothing to send",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: dns, port: 53, protocol: UDP, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:5353]
+                healthCheck: {protocol: UDP, expect: pong}
+        ",
+        at: (8, 18),
+        message: "a UDP health check needs a payload to send",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a payload on a TCP health check",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:8080]
+                healthCheck: {send: ping}
+        ",
+        at: (8, 25),
+        message: "`send` only applies to UDP health checks",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "bad hex payload",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: dns, port: 53, protocol: UDP, backend: app}
+            backends:
+              - name: app
+                endpoints: [127.0.0.1:5353]
+                healthCheck: {protocol: UDP, sendHex: abc}
+        ",
+        at: (8, 43),
+        message: "`abc` is not hexadecimal bytes",
+        hint: None,
         related: None,
     },
     Bad {
@@ -2426,7 +2621,7 @@ fn a_listener_that_fails_does_not_make_its_backend_unused() {
         gateways:
           - name: edge
             listeners:
-              - {name: dns, port: 53, protocol: UDP, backend: app}
+              - {name: dns, port: 53, protocol: QUIC, backend: app}
         backends:
           - name: app
             endpoints: [127.0.0.1:5353]
@@ -2638,6 +2833,7 @@ fn defaults() {
                 route: "default".into(),
                 hosts: vec![HostMatch::Any],
                 backend: "app".into(),
+                access: Access::default(),
             }],
             hostname: None,
             tls: None,
@@ -2645,6 +2841,9 @@ fn defaults() {
             http: None,
             max_connections: 10_000,
             idle_timeout: secs(600),
+            access: Access::default(),
+            accept_proxy: None,
+            udp: None,
         }]
     );
     assert_eq!(DEFAULT_MAX_CONNECTIONS, 10_000);
@@ -2667,6 +2866,7 @@ fn defaults() {
             },
             health_check: None,
             tls: None,
+            proxy_protocol: None,
         }
     );
     assert_eq!(c.drain_timeout, secs(30));
@@ -2679,6 +2879,7 @@ fn health_check_defaults() {
             "{}",
             HealthCheck {
                 kind: HealthCheckKind::Tcp,
+                port: None,
                 interval: secs(2),
                 timeout: secs(1),
                 rise: 2,
@@ -2693,6 +2894,7 @@ fn health_check_defaults() {
                     host: None,
                     expect_status: 200..=399,
                 },
+                port: None,
                 interval: secs(2),
                 timeout: secs(1),
                 rise: 2,
@@ -2704,6 +2906,7 @@ fn health_check_defaults() {
             "{interval: 500ms}",
             HealthCheck {
                 kind: HealthCheckKind::Tcp,
+                port: None,
                 interval: Duration::from_millis(500),
                 timeout: Duration::from_millis(500),
                 rise: 2,
@@ -2719,6 +2922,7 @@ fn health_check_defaults() {
                     host: Some("App.Local".into()),
                     expect_status: 204..=204,
                 },
+                port: None,
                 interval: secs(10),
                 timeout: secs(3),
                 rise: 1,
@@ -2733,6 +2937,7 @@ fn health_check_defaults() {
                     host: None,
                     expect_status: 200..=299,
                 },
+                port: None,
                 interval: secs(2),
                 timeout: secs(1),
                 rise: 2,
@@ -2986,6 +3191,7 @@ fn forwards() {
                 route: "default".into(),
                 hosts: vec![HostMatch::Any],
                 backend: "forward/redis".into(),
+                access: Access::default(),
             }],
             hostname: None,
             tls: None,
@@ -2993,6 +3199,9 @@ fn forwards() {
             http: None,
             max_connections: 100,
             idle_timeout: secs(3600),
+            access: Access::default(),
+            accept_proxy: None,
+            udp: None,
         }
     );
     assert_eq!(
@@ -3013,6 +3222,7 @@ fn forwards() {
             },
             health_check: None,
             tls: None,
+            proxy_protocol: None,
         }
     );
     // Without a name, a forward is named by what it listens on.
@@ -3810,6 +4020,7 @@ fn an_http_listener_with_a_backend_is_one_default_route() {
                 route: "default".into(),
                 hosts: vec![HostMatch::Any],
                 rules: std::sync::Arc::new(vec![to_backend("app")]),
+                access: Access::default(),
             }],
             http: Some(HttpSettings {
                 header_timeout: secs(10),
@@ -3819,6 +4030,9 @@ fn an_http_listener_with_a_backend_is_one_default_route() {
             }),
             max_connections: 10_000,
             idle_timeout: secs(600),
+            access: Access::default(),
+            accept_proxy: None,
+            udp: None,
         }
     );
     assert_eq!(
@@ -4521,5 +4735,112 @@ fn every_http_route_error_is_reported_once() {
             "got {got:?}, expected {want:?}\n{}",
             d.render()
         );
+    }
+}
+
+#[test]
+fn udp_access_lists_and_proxy_protocol_are_read() {
+    let c = ok("
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1]
+            listeners:
+              - name: dns
+                port: 53
+                protocol: UDP
+                backend: dns
+                udp: {idleTimeout: 30s, maxFlows: 500}
+                deny: [10.0.0.13]
+              - name: dns-tcp
+                port: 53
+                backend: dns-tcp
+                allow: [10.0.0.0/8, \"2001:db8::/32\"]
+                proxyProtocol: {trustedSources: [192.168.1.10]}
+              - name: web
+                port: 80
+                protocol: HTTP
+        routes:
+          - name: internal
+            kind: HTTPRoute
+            parentRefs: [edge/web]
+            allow: [192.168.0.0/16]
+            rules: [{backendRefs: [{name: dns-tcp}]}]
+        backends:
+          - name: dns
+            endpoints: [127.0.0.1:5353]
+            healthCheck: {protocol: UDP, sendHex: '00 01', expect: ok, port: 5354}
+          - name: dns-tcp
+            proxyProtocol: v2
+            endpoints: [127.0.0.1:5353]
+            healthCheck: {protocol: TCP, port: 5355}
+        ")
+    .config;
+    let dns = listener(&c, "edge/dns");
+    assert_eq!(dns.protocol, Protocol::Udp);
+    assert_eq!(
+        dns.udp,
+        Some(UdpSettings {
+            idle_timeout: secs(30),
+            max_flows: 500
+        })
+    );
+    assert!(!dns.access.allows("10.0.0.13".parse().unwrap()));
+    assert!(dns.access.allows("10.0.0.14".parse().unwrap()));
+    let tcp = listener(&c, "edge/dns-tcp");
+    assert!(tcp.access.allows("10.1.2.3".parse().unwrap()));
+    // A dual-stack socket reports an IPv4 client as IPv4-mapped IPv6.
+    assert!(tcp.access.allows("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(tcp.access.allows("2001:db8::1".parse().unwrap()));
+    assert!(!tcp.access.allows("192.168.1.1".parse().unwrap()));
+    assert_eq!(
+        tcp.accept_proxy,
+        Some(AcceptProxy {
+            trusted: vec![parse_cidr("192.168.1.10/32").unwrap()],
+            timeout: secs(5),
+        })
+    );
+    assert_eq!(c.sockets().len(), 3, "TCP and UDP on port 53 are two sockets");
+    let route = &listener(&c, "edge/web").http_routes[0];
+    assert!(route.access.allows("192.168.7.7".parse().unwrap()));
+    assert!(!route.access.allows("10.0.0.1".parse().unwrap()));
+    let b = backend(&c, "dns");
+    let h = b.health_check.as_ref().unwrap();
+    assert_eq!(
+        h.kind,
+        HealthCheckKind::Udp {
+            send: vec![0, 1],
+            expect: b"ok".to_vec()
+        }
+    );
+    assert_eq!(h.port, Some(5354));
+    assert_eq!(
+        backend(&c, "dns-tcp").proxy_protocol,
+        Some(ProxyProtocolVersion::V2)
+    );
+    let summary = c.summary();
+    assert!(summary.contains("max 500 flows, flow idle 30s"), "{summary}");
+    assert!(summary.contains("clients: deny 10.0.0.13/32"), "{summary}");
+    assert!(summary.contains("PROXY headers accepted from 192.168.1.10/32 (within 5s)"), "{summary}");
+    assert!(summary.contains("on port 5354"), "{summary}");
+    assert!(summary.contains("sends a PROXY protocol v2 header first"), "{summary}");
+}
+
+#[test]
+fn networks_contain_what_they_should() {
+    let cases = [
+        ("10.0.0.0/8", "10.255.255.255", true),
+        ("10.0.0.0/8", "11.0.0.0", false),
+        ("0.0.0.0/0", "203.0.113.9", true),
+        ("192.168.1.13", "192.168.1.13", true),
+        ("192.168.1.13", "192.168.1.14", false),
+        ("2001:db8::/32", "2001:db8:ffff::1", true),
+        ("2001:db8::/32", "2001:db9::1", false),
+        ("::/0", "::1", true),
+        ("::/0", "127.0.0.1", false),
+        ("127.0.0.0/8", "::ffff:127.0.0.1", true),
+    ];
+    for (net, ip, inside) in cases {
+        let cidr = parse_cidr(net).unwrap();
+        assert_eq!(cidr.contains(ip.parse().unwrap()), inside, "{net} contains {ip}");
     }
 }

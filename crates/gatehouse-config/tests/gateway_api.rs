@@ -266,43 +266,6 @@ spec: {controllerName: io.cilium/gateway-controller}
     );
     assert_eq!(loaded.warnings.items[1].pos.line, 6);
 
-    let udp = "apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: UDPRoute
-metadata: {name: dns, namespace: infra}
-spec: {}
-";
-    let d = refused(CONFIG, &[("gw.yaml", GATEWAY), ("udp.yaml", udp)]);
-    let (e, file) = the_error(&d);
-    assert!(file.ends_with("k8s/udp.yaml"));
-    assert_eq!((e.pos.line, e.pos.column), (2, 7));
-    assert!(
-        e.message.contains("not supported by this version yet"),
-        "{}",
-        e.message
-    );
-}
-
-#[test]
-fn weighted_tls_routes_are_refused_and_parent_namespaces_checked() {
-    let tls = "apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TLSRoute
-metadata: {name: t, namespace: infra}
-spec:
-  parentRefs: [{name: gw}]
-  rules:
-    - backendRefs:
-        - {name: web, namespace: apps, port: 80, weight: 1}
-        - {name: web, namespace: apps, port: 80, weight: 2}
-";
-    let d = refused(CONFIG, &[("gw.yaml", GATEWAY), ("tls.yaml", tls)]);
-    let (e, _) = the_error(&d);
-    assert_eq!((e.pos.line, e.pos.column), (9, 11));
-    assert!(
-        e.message.contains("not supported by this version yet"),
-        "{}",
-        e.message
-    );
-
     // The route's namespace is the parentRef's default: `apps/gw` is not the Gateway.
     let wrong = route("{name: web, port: 80}").replace("      namespace: infra\n", "");
     let d = refused(CONFIG, &[("gw.yaml", GATEWAY), ("route.yaml", &wrong)]);
@@ -336,6 +299,55 @@ spec:
         .find(|l| l.name == "gw/db")
         .unwrap();
     assert_eq!(db.routes[0].backend, "web");
+}
+
+#[test]
+fn a_udp_route_becomes_the_udp_listener_backend_and_not_the_tcp_one() {
+    // TCP and UDP on one port, as DNS needs: the UDPRoute serves only the UDP listener.
+    let gateway = format!(
+        "{GATEWAY}    - {{name: dns-udp, port: 53, protocol: UDP}}\n    - {{name: dns-tcp, port: 53, protocol: TCP}}\n"
+    );
+    let udp = "apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: dns, namespace: infra}
+spec:
+  parentRefs: [{name: gw, port: 53}]
+  rules: [{backendRefs: [{name: web, namespace: apps, port: 80}]}]
+";
+    let tcp = udp.replace("UDPRoute", "TCPRoute");
+    let path = setup(
+        CONFIG,
+        &[("gw.yaml", &gateway), ("udp.yaml", udp), ("tcp.yaml", &tcp)],
+    );
+    let loaded = load_file(&path).unwrap_or_else(|d| panic!("{d}"));
+    let find = |name: &str| {
+        loaded
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find("gw/dns-udp").protocol, Protocol::Udp);
+    assert_eq!(find("gw/dns-udp").routes[0].backend, "web");
+    assert_eq!(find("gw/dns-tcp").routes[0].backend, "web");
+    assert_eq!(loaded.config.sockets().len(), 3);
+
+    // A UDPRoute naming a TCP listener is refused where it says so.
+    let wrong = udp.replace("port: 53}", "sectionName: dns-tcp}");
+    let d = refused(
+        CONFIG,
+        &[("gw.yaml", &gateway), ("udp.yaml", &wrong), ("tcp.yaml", &tcp)],
+    );
+    let (e, file) = the_error(&d);
+    assert!(file.ends_with("k8s/udp.yaml"));
+    assert!(
+        e.message
+            .contains("UDPRoute `infra/dns` attaches to `gw/dns-tcp`, which is not a UDP listener"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
