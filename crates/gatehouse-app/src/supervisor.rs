@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_config::Listener;
-use gatehouse_config::{Config, ConfigDiff, ListenerKey, Protocol, diff};
+use gatehouse_config::{Config, ConfigDiff, ListenerKey, Protocol, Transport, diff};
 use gatehouse_proxy::Pool;
-use gatehouse_proxy::bind::bind_tcp;
+use gatehouse_proxy::bind::{bind_tcp, bind_udp};
 use gatehouse_proxy::http::HttpSite;
 use gatehouse_proxy::tcp::{ConnectionControl, ListenerState, Route, Service, serve};
 use gatehouse_proxy::tls::SniTable;
@@ -59,6 +59,21 @@ impl std::fmt::Display for ApplyError {
 }
 
 impl std::error::Error for ApplyError {}
+
+/// A socket bound for a listener, before its loop starts.
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Bound {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Bound::Tcp(s) => s.local_addr(),
+            Bound::Udp(s) => s.local_addr(),
+        }
+    }
+}
 
 struct RunningListener {
     state: Arc<ListenerState>,
@@ -158,7 +173,11 @@ impl Supervisor {
         let mut bound = Vec::new();
         for (key, group) in sockets.iter().filter(|(k, _)| changes.bind.contains(k)) {
             let Some(first) = group.first() else { continue };
-            match bind_tcp(key.bind) {
+            let socket = match key.transport {
+                Transport::Tcp => bind_tcp(key.bind).map(Bound::Tcp),
+                Transport::Udp => bind_udp(key.bind).map(Bound::Udp),
+            };
+            match socket {
                 Ok(socket) => bound.push((group, socket)),
                 Err(error) => {
                     return Err(ApplyError::Bind {
@@ -196,12 +215,13 @@ impl Supervisor {
             }
             let state = ListenerState::new(service);
             let stop = CancellationToken::new();
-            let accept = self.background.spawn(serve(
-                socket,
-                Arc::clone(&state),
-                stop.clone(),
-                self.control.clone(),
-            ));
+            let (state2, stop2, control) = (Arc::clone(&state), stop.clone(), self.control.clone());
+            let accept = match socket {
+                Bound::Tcp(socket) => self.background.spawn(serve(socket, state2, stop2, control)),
+                Bound::Udp(socket) => self
+                    .background
+                    .spawn(gatehouse_proxy::udp::serve(socket, state2, stop2, control)),
+            };
             self.listeners.insert(
                 first.key(),
                 RunningListener {
@@ -218,12 +238,20 @@ impl Supervisor {
                 // The socket closes when the accept loop returns: wait for it, so that
                 // "stopped listening" is true when it is logged.
                 let _ = tokio::time::timeout(Duration::from_secs(1), running.accept).await;
-                tracing::info!(
-                    listener = %running.state.service().name(),
-                    address = %running.local,
-                    open_connections = running.state.open_connections(),
-                    "stopped listening; open connections carry on"
-                );
+                if key.transport == Transport::Udp {
+                    tracing::info!(
+                        listener = %running.state.service().name(),
+                        address = %running.local,
+                        "stopped listening; its UDP flows have ended"
+                    );
+                } else {
+                    tracing::info!(
+                        listener = %running.state.service().name(),
+                        address = %running.local,
+                        open_connections = running.state.open_connections(),
+                        "stopped listening; open connections carry on"
+                    );
+                }
             }
         }
         for (name, old) in &self.pools {
@@ -291,12 +319,17 @@ fn service_for(
 ) -> Option<Service> {
     let first = group.first()?;
     match first.protocol {
-        Protocol::Tcp => {
+        Protocol::Tcp | Protocol::Udp => {
             let backend = first.routes.first()?.backend.as_str();
-            Some(Service::Tcp(Route {
+            let route = Route {
                 listener: Arc::clone(first),
                 pool: Arc::clone(pools.get(backend)?),
-            }))
+            };
+            Some(if first.protocol == Protocol::Udp {
+                Service::Udp(route)
+            } else {
+                Service::Tcp(route)
+            })
         }
         Protocol::Tls | Protocol::Https => {
             let previous = match previous {

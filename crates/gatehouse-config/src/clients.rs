@@ -138,23 +138,23 @@ impl Compiler {
 
     /// The UDP probe of a health check: `send`/`sendHex` and `expect`/`expectHex`.
     pub(crate) fn udp_probe(&mut self, raw: &RawHealthCheck, at: crate::Pos) -> HealthCheckKind {
-        let mut bytes = |text: &Option<S<String>>, hex: &Option<S<String>>, what: &str| {
-            match (text, hex) {
-                (Some(t), Some(_)) => {
-                    self.error(pos(t), format!("give `{what}` or `{what}Hex`, not both"));
+        let mut bytes = |text: &Option<S<String>>, hex: &Option<S<String>>, what: &str| match (
+            text, hex,
+        ) {
+            (Some(t), Some(_)) => {
+                self.error(pos(t), format!("give `{what}` or `{what}Hex`, not both"));
+                Vec::new()
+            }
+            (Some(t), None) => t.value.as_bytes().to_vec(),
+            (None, Some(h)) => match parse_hex(&h.value) {
+                Some(b) => b,
+                None => {
+                    self.error(pos(h), format!("`{}` is not hexadecimal bytes", h.value))
+                            .hint("write pairs of hex digits, optionally separated by spaces: `de ad be ef`");
                     Vec::new()
                 }
-                (Some(t), None) => t.value.as_bytes().to_vec(),
-                (None, Some(h)) => match parse_hex(&h.value) {
-                    Some(b) => b,
-                    None => {
-                        self.error(pos(h), format!("`{}` is not hexadecimal bytes", h.value))
-                            .hint("write pairs of hex digits, optionally separated by spaces: `de ad be ef`");
-                        Vec::new()
-                    }
-                },
-                (None, None) => Vec::new(),
-            }
+            },
+            (None, None) => Vec::new(),
         };
         let send = bytes(&raw.send, &raw.send_hex, "send");
         let expect = bytes(&raw.expect, &raw.expect_hex, "expect");
@@ -184,7 +184,7 @@ impl Compiler {
 /// `de ad be ef` or `deadbeef` as bytes.
 fn parse_hex(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return None;
     }
     digits

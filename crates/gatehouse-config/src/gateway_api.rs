@@ -1074,9 +1074,10 @@ impl Reader<'_> {
         let file = meta.file;
         let kind = format!("{transport}Route");
         if let Some(h) = spec.value.hostnames.as_ref().and_then(|h| h.first()) {
-            self.error(at(file, h), format!("a {kind} has no `hostnames`")).hint(format!(
-                "{transport} carries no name to route by: remove `hostnames`"
-            ));
+            self.error(at(file, h), format!("a {kind} has no `hostnames`"))
+                .hint(format!(
+                    "{transport} carries no name to route by: remove `hostnames`"
+                ));
         }
         let parents = self.parent_refs(meta, &spec.value.parent_refs);
         let Some(backend) = self.single_backend(meta, spec) else {

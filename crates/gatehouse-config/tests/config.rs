@@ -4799,7 +4799,11 @@ fn udp_access_lists_and_proxy_protocol_are_read() {
             timeout: secs(5),
         })
     );
-    assert_eq!(c.sockets().len(), 3, "TCP and UDP on port 53 are two sockets");
+    assert_eq!(
+        c.sockets().len(),
+        3,
+        "TCP and UDP on port 53 are two sockets"
+    );
     let route = &listener(&c, "edge/web").http_routes[0];
     assert!(route.access.allows("192.168.7.7".parse().unwrap()));
     assert!(!route.access.allows("10.0.0.1".parse().unwrap()));
@@ -4818,11 +4822,20 @@ fn udp_access_lists_and_proxy_protocol_are_read() {
         Some(ProxyProtocolVersion::V2)
     );
     let summary = c.summary();
-    assert!(summary.contains("max 500 flows, flow idle 30s"), "{summary}");
+    assert!(
+        summary.contains("max 500 flows, flow idle 30s"),
+        "{summary}"
+    );
     assert!(summary.contains("clients: deny 10.0.0.13/32"), "{summary}");
-    assert!(summary.contains("PROXY headers accepted from 192.168.1.10/32 (within 5s)"), "{summary}");
+    assert!(
+        summary.contains("PROXY headers accepted from 192.168.1.10/32 (within 5s)"),
+        "{summary}"
+    );
     assert!(summary.contains("on port 5354"), "{summary}");
-    assert!(summary.contains("sends a PROXY protocol v2 header first"), "{summary}");
+    assert!(
+        summary.contains("sends a PROXY protocol v2 header first"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -4841,6 +4854,10 @@ fn networks_contain_what_they_should() {
     ];
     for (net, ip, inside) in cases {
         let cidr = parse_cidr(net).unwrap();
-        assert_eq!(cidr.contains(ip.parse().unwrap()), inside, "{net} contains {ip}");
+        assert_eq!(
+            cidr.contains(ip.parse().unwrap()),
+            inside,
+            "{net} contains {ip}"
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Active health checks: every `interval`, probe every endpoint of a pool (TCP connect, a TLS
-//! handshake, or an HTTP GET expecting a status range); `fall` consecutive failures take an endpoint down,
-//! `rise` consecutive successes bring it back.
+//! handshake, an HTTP GET expecting a status range, or a UDP datagram expecting a reply);
+//! `fall` consecutive failures take an endpoint down, `rise` consecutive successes bring it
+//! back. A check with a `port` probes that port of the endpoint's address instead of the
+//! endpoint's own (a UDP service checked through its TCP side, say).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,8 +14,9 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::bind::{connect_udp, readable_or_error};
 use crate::pool::{Endpoint, Pool};
-use crate::upstream::probe_tls;
+use crate::upstream::{UpstreamTls, probe_tls};
 
 /// Rise/fall bookkeeping for one endpoint. Pure, so the thresholds are tested without sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +68,16 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
             let check = check.clone();
             let pool = Arc::clone(&pool);
             probes.spawn(async move {
-                let result = match &check.kind {
-                    HealthCheckKind::Tls { server_name } => {
-                        probe_tls(&pool, &endpoint, server_name.as_deref(), check.timeout).await
+                let sni = match &check.kind {
+                    HealthCheckKind::Tls { server_name } => Some(server_name.as_deref()),
+                    _ => None,
+                };
+                let result = match (sni, check.port) {
+                    (Some(sni), None) => probe_tls(&pool, &endpoint, sni, check.timeout).await,
+                    (Some(sni), Some(port)) => {
+                        probe_tls_on_port(&pool, &endpoint, port, sni, &check).await
                     }
-                    _ => probe(endpoint.addr, &check).await,
+                    (None, _) => probe(endpoint.addr, &check).await,
                 };
                 (endpoint, result)
             });
@@ -123,21 +132,55 @@ fn record(pool: &Pool, endpoint: &Endpoint, check: &HealthCheck, result: Result<
     }
 }
 
-/// One TCP or HTTP probe of one endpoint; `Err` says why it failed. (A TLS probe needs the
-/// pool's TLS settings, so the checker runs it through the pool instead.)
+/// One TCP, HTTP or UDP probe of the endpoint at `addr` (of `check.port` on its address, when
+/// set); `Err` says why it failed. (A TLS probe needs the pool's TLS settings, so the checker
+/// runs it through the pool instead.)
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> {
-    match tokio::time::timeout(check.timeout, probe_inner(addr, &check.kind)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+    let target = probe_target(addr, check);
+    let (attempt, silence) = match &check.kind {
+        HealthCheckKind::Udp { send, expect } => (
+            tokio::time::timeout(check.timeout, probe_udp(target, send, expect)).await,
+            "no reply",
+        ),
+        kind => (
+            tokio::time::timeout(check.timeout, probe_inner(target, kind)).await,
+            "no answer",
+        ),
+    };
+    let result = attempt.unwrap_or_else(|_| Err(format!("{silence} within {:?}", check.timeout)));
+    on_port(result, target, check)
+}
+
+/// Where a check probes the endpoint at `addr`.
+fn probe_target(addr: SocketAddr, check: &HealthCheck) -> SocketAddr {
+    check
+        .port
+        .map_or(addr, |port| SocketAddr::new(addr.ip(), port))
+}
+
+/// Names the probed address in a failure when it is not the endpoint's own (which the log line
+/// names already).
+fn on_port(
+    result: Result<(), String>,
+    target: SocketAddr,
+    check: &HealthCheck,
+) -> Result<(), String> {
+    match check.port {
+        Some(_) => result.map_err(|e| format!("{target}: {e}")),
+        None => result,
     }
 }
 
+/// A TCP connect, and for HTTP a GET whose status must be in range.
 async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> Result<(), String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let (path, host, expect_status) = match kind {
-        HealthCheckKind::Tcp | HealthCheckKind::Tls { .. } => return Ok(()),
+        // (UDP never gets here: `probe` sends it to `probe_udp`.)
+        HealthCheckKind::Tcp | HealthCheckKind::Tls { .. } | HealthCheckKind::Udp { .. } => {
+            return Ok(());
+        }
         HealthCheckKind::Http {
             path,
             host,
@@ -162,6 +205,75 @@ async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> Result<(), Str
             expect_status.end()
         ))
     }
+}
+
+/// Sends `send` to `addr` from a connected socket and waits for one reply starting with
+/// `expect` (the caller bounds the wait). The socket being connected, an ICMP "port
+/// unreachable" comes back as `ECONNREFUSED`.
+async fn probe_udp(addr: SocketAddr, send: &[u8], expect: &[u8]) -> Result<(), String> {
+    let explain = |step: &str, e: std::io::Error| {
+        if e.kind() == ErrorKind::ConnectionRefused {
+            "port unreachable (ICMP): nothing listens on this UDP port".to_owned()
+        } else {
+            format!("{step}: {e}")
+        }
+    };
+    let socket = connect_udp(addr).map_err(|e| explain("socket", e))?;
+    socket.send(send).await.map_err(|e| explain("send", e))?;
+    // Only the start of the reply matters; the kernel discards the rest of a longer one.
+    let mut buf = vec![0u8; expect.len().max(64)];
+    let n = loop {
+        readable_or_error(&socket)
+            .await
+            .map_err(|e| explain("receive", e))?;
+        match socket.try_recv(&mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(explain("receive", e)),
+        }
+    };
+    let reply = &buf[..n];
+    if reply.starts_with(expect) {
+        Ok(())
+    } else {
+        Err(format!(
+            "reply \"{}\" does not start with \"{}\"",
+            reply.escape_ascii(),
+            expect.escape_ascii()
+        ))
+    }
+}
+
+/// A TLS probe on the check's `port` rather than the endpoint's (`upstream::probe_tls` dials
+/// the endpoint's own address).
+async fn probe_tls_on_port(
+    pool: &Pool,
+    endpoint: &Endpoint,
+    port: u16,
+    sni: Option<&str>,
+    check: &HealthCheck,
+) -> Result<(), String> {
+    let target = SocketAddr::new(endpoint.addr.ip(), port);
+    let attempt = async {
+        let tcp = TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let tls = match pool.upstream_tls() {
+            Some(Ok(tls)) => tls,
+            Some(Err(e)) => return Err(format!("backend TLS is not usable: {e}")),
+            None => UpstreamTls::any_certificate()
+                .ok_or_else(|| "no TLS client available".to_owned())?,
+        };
+        tls.handshake(tcp, endpoint, sni)
+            .await
+            .map(drop)
+            .map_err(|e| format!("TLS handshake: {e}"))
+    };
+    let result = match tokio::time::timeout(check.timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+    };
+    on_port(result, target, check)
 }
 
 /// Reads just enough of a response to get the status code from `HTTP/1.x NNN`.

@@ -13,6 +13,8 @@
 //! - [`tls`] routes TLS connections by the ClientHello's server name ([`hosts`] is the lookup),
 //!   then passes them through or terminates them; `upstream` connects to endpoints, in TLS when
 //!   the backend asks for it.
+//! - [`udp`] relays datagrams per client flow, each flow on its own socket to one endpoint.
+//! - [`proxy_protocol`] reads and writes PROXY protocol headers (HAProxy's v1 and v2).
 //!
 //! No function here reads a file or knows about reloads: the caller hands in compiled config
 //! and cancellation tokens.
@@ -21,13 +23,16 @@ pub mod balance;
 pub mod bind;
 mod clock;
 mod copy;
+pub mod front;
 pub mod health;
 pub mod hosts;
 pub mod http;
 mod pool;
+pub mod proxy_protocol;
 mod resolve;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 mod upstream;
 
 pub use pool::{Endpoint, EndpointGuard, Pool};

@@ -361,6 +361,7 @@ mod tests {
             },
             health_check: None,
             tls: None,
+            proxy_protocol: None,
         })
     }
 

@@ -1,19 +1,19 @@
 //! Listening sockets: accept, hand the connection to its service (TCP, or TLS routed by server
 //! name), pick an endpoint (retrying on connect failure), proxy, log.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use gatehouse_config::Listener;
+use gatehouse_config::{AcceptProxy, Listener};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::copy::{Duplex, End, Transfer, proxy};
+use crate::front::{self, Origin};
 use crate::http::HttpSite;
 use crate::pool::Pool;
 use crate::tls::SniTable;
@@ -40,21 +40,33 @@ pub enum Service {
     Tls(Box<SniTable>),
     /// One or more HTTP listeners on this socket, chosen per request by its host.
     Http(Arc<HttpSite>),
+    /// A UDP listener: every flow to one pool (served by [`crate::udp::serve`]).
+    Udp(Route),
 }
 
 impl Service {
     /// The name logs use for the socket.
     pub fn name(&self) -> &str {
         match self {
-            Service::Tcp(route) => &route.listener.name,
+            Service::Tcp(route) | Service::Udp(route) => &route.listener.name,
             Service::Tls(table) => table.name(),
             Service::Http(site) => site.name(),
+        }
+    }
+
+    /// PROXY headers accepted on the socket (listeners sharing one agree on it).
+    fn accept_proxy(&self) -> Option<&AcceptProxy> {
+        match self {
+            Service::Tcp(route) | Service::Udp(route) => route.listener.accept_proxy.as_ref(),
+            Service::Tls(table) => table.accept_proxy(),
+            Service::Http(site) => site.accept_proxy(),
         }
     }
 
     fn max_connections(&self) -> usize {
         match self {
             Service::Tcp(route) => route.listener.max_connections,
+            Service::Udp(route) => route.listener.udp.as_ref().map_or(0, |u| u.max_flows),
             Service::Tls(table) => table.max_connections(),
             Service::Http(site) => site.max_connections(),
         }
@@ -81,7 +93,8 @@ pub(crate) fn shared_limit(listeners: &[Arc<Listener>]) -> usize {
 #[derive(Debug)]
 pub struct ListenerState {
     service: ArcSwap<Service>,
-    open: AtomicUsize,
+    /// Open connections (TCP) or flows (UDP).
+    pub(crate) open: AtomicUsize,
 }
 
 impl ListenerState {
@@ -134,7 +147,7 @@ pub async fn serve(
             () = stop.cancelled() => break,
             accepted = socket.accept() => accepted,
         };
-        let (mut client, peer) = match accepted {
+        let (client, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors or memory: back off instead of spinning.
@@ -162,16 +175,33 @@ pub async fn serve(
         control.tasks.spawn(async move {
             let started = Instant::now();
             let _ = client.set_nodelay(true);
+            let (mut client, origin) =
+                match front::accept(client, peer, service.name(), service.accept_proxy()).await {
+                    Ok(pair) => pair,
+                    Err(why) => {
+                        access_log!(warn, service.name(), peer, Conn::plain(started), "connection refused";
+                            outcome = %format!("refused: {why}"),);
+                        state.open.fetch_sub(1, Relaxed);
+                        return;
+                    }
+                };
             match &*service {
                 Service::Tcp(route) => {
-                    forward(&mut client, peer, route, &cut, Conn::plain(started)).await;
+                    let conn = Conn::plain(started);
+                    if route.listener.access.allows(origin.client.ip()) {
+                        forward(&mut client, &origin, route, &cut, conn).await;
+                    } else {
+                        refuse_address(&route.listener.name, &origin, &conn);
+                    }
                 }
                 Service::Tls(table) => {
-                    crate::tls::handle(client, peer, table, &drain, &cut, started).await;
+                    crate::tls::handle(client, origin, table, &drain, &cut, started).await;
                 }
                 Service::Http(site) => {
-                    crate::http::serve(client, peer, Arc::clone(site), &drain, &cut).await;
+                    crate::http::serve(client, origin, Arc::clone(site), &drain, &cut).await;
                 }
+                // A UDP service never reaches a TCP socket (their keys differ).
+                Service::Udp(_) => {}
             }
             state.open.fetch_sub(1, Relaxed);
         });
@@ -222,17 +252,24 @@ macro_rules! access_log {
 }
 pub(crate) use access_log;
 
+/// Logs the refusal of a client whose address a listener or route does not serve.
+pub(crate) fn refuse_address(listener: &str, origin: &Origin, conn: &Conn<'_>) {
+    access_log!(info, listener, origin.client, conn, "connection refused";
+        outcome = "refused: client address not allowed",);
+}
+
 /// Connects `client` to an endpoint of `route`'s pool (retrying on failure), replays
 /// `conn.replay`, and proxies until the connection ends; logs one line.
 pub(crate) async fn forward<C: Duplex>(
     client: &mut C,
-    peer: SocketAddr,
+    origin: &Origin,
     route: &Route,
     cut: &CancellationToken,
     conn: Conn<'_>,
 ) {
     let listener = &route.listener.name;
-    let (guard, upstream) = match connect(&route.pool, listener, peer).await {
+    let peer = origin.client;
+    let (guard, upstream) = match connect(&route.pool, listener, origin).await {
         Ok(pair) => pair,
         Err(reason) => {
             access_log!(warn, listener, peer, conn, "connection closed";

@@ -8,23 +8,22 @@
 //! a wildcard (longest suffix first) before a route that takes every name.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse_config::{HostMatch, HostPattern, Listener, Protocol, TlsMode};
+use gatehouse_config::{AcceptProxy, Access, HostMatch, HostPattern, Listener, Protocol, TlsMode};
 use gatehouse_tls::hello::{MAX_HELLO, info, read_client_hello};
 use gatehouse_tls::rustls::ServerConfig;
 use gatehouse_tls::rustls::server::ProducesTickets;
 use gatehouse_tls::server::{CertResolver, ServerOptions, server_config, ticketer};
-use tokio::net::TcpStream;
 use tokio_rustls::StartHandshake;
 use tokio_util::sync::CancellationToken;
 
+use crate::front::{ClientStream, Origin};
 use crate::hosts::HostTable;
 use crate::http::HttpSite;
 use crate::pool::Pool;
-use crate::tcp::{Conn, Route, access_log, forward, shared_limit, shared_name};
+use crate::tcp::{Conn, Route, access_log, forward, refuse_address, shared_limit, shared_name};
 
 /// One TLS or HTTPS listener sharing the socket.
 #[derive(Debug)]
@@ -41,6 +40,8 @@ enum Target {
     Route {
         vhost: usize,
         route: String,
+        /// The route's own access list.
+        access: Access,
         to: Route,
     },
     /// An HTTPS listener: terminate, then serve HTTP (routes chosen per request).
@@ -59,6 +60,8 @@ pub struct SniTable {
     tickets: Option<Arc<dyn ProducesTickets>>,
     /// The HTTP side of the HTTPS listeners on this socket, if any.
     http: Option<Arc<HttpSite>>,
+    /// PROXY headers accepted (the listeners on one socket agree on it).
+    accept_proxy: Option<AcceptProxy>,
 }
 
 impl SniTable {
@@ -126,6 +129,7 @@ impl SniTable {
                         Target::Route {
                             vhost,
                             route: entry.route.clone(),
+                            access: entry.access.clone(),
                             to: Route {
                                 listener: Arc::clone(listener),
                                 pool: Arc::clone(pool),
@@ -156,6 +160,7 @@ impl SniTable {
                 .filter_map(|l| l.tls.as_ref().map(|t| t.handshake_timeout))
                 .max()
                 .unwrap_or(gatehouse_config::DEFAULT_HANDSHAKE_TIMEOUT),
+            accept_proxy: listeners.first().and_then(|l| l.accept_proxy.clone()),
             vhosts,
             hosts,
             tickets,
@@ -171,6 +176,11 @@ impl SniTable {
     /// Connections allowed on the socket: the largest limit of its listeners.
     pub fn max_connections(&self) -> usize {
         self.max_connections
+    }
+
+    /// PROXY headers accepted on the socket.
+    pub fn accept_proxy(&self) -> Option<&AcceptProxy> {
+        self.accept_proxy.as_ref()
     }
 }
 
@@ -205,14 +215,15 @@ fn handshake_config(
 
 /// Serves one connection on a TLS socket.
 pub(crate) async fn handle(
-    mut client: TcpStream,
-    peer: SocketAddr,
+    mut client: ClientStream,
+    mut origin: Origin,
     table: &SniTable,
     drain: &CancellationToken,
     cut: &CancellationToken,
     started: Instant,
 ) {
     let deadline = started + table.hello_timeout;
+    let peer = origin.client;
     let refused = |sni: Option<&str>, outcome: &str| {
         let conn = Conn {
             started,
@@ -243,10 +254,32 @@ pub(crate) async fn handle(
         refused(sni.as_deref(), outcome);
         return;
     };
-    let (vhost, route) = match target {
-        Target::Route { vhost, route, to } => (&table.vhosts[*vhost], Some((route, to))),
-        Target::Http { vhost } => (&table.vhosts[*vhost], None),
+    let (vhost, route, access) = match target {
+        Target::Route {
+            vhost,
+            route,
+            access,
+            to,
+        } => (&table.vhosts[*vhost], Some((route, to)), Some(access)),
+        Target::Http { vhost } => (&table.vhosts[*vhost], None, None),
     };
+    // An HTTPS listener answers a refused address with 403, per request.
+    if route.is_some()
+        && !(vhost.listener.access.allows(peer.ip()) && access.is_none_or(|a| a.allows(peer.ip())))
+    {
+        let conn = Conn {
+            started,
+            route: route.map(|(name, _)| name.as_str()),
+            sni: sni.as_deref(),
+            tls: None,
+            replay: &[],
+        };
+        refuse_address(&vhost.listener.name, &origin, &conn);
+        return;
+    }
+    if origin.authority.is_none() {
+        origin.authority.clone_from(&sni);
+    }
     let conn = Conn {
         started,
         route: route.map(|(name, _)| name.as_str()),
@@ -257,7 +290,7 @@ pub(crate) async fn handle(
     // Passthrough: the backend gets every byte read so far, then the rest.
     let Some(config) = &vhost.terminate else {
         if let Some((_, to)) = route {
-            forward(&mut client, peer, to, cut, conn).await;
+            forward(&mut client, &origin, to, cut, conn).await;
         }
         return;
     };
@@ -285,10 +318,12 @@ pub(crate) async fn handle(
                 replay: &[],
                 ..conn
             };
-            forward(&mut stream, peer, to, cut, conn).await;
+            forward(&mut stream, &origin, to, cut, conn).await;
         }
         // HTTPS: each request is routed and logged on its own.
-        (None, Some(site)) => crate::http::serve(stream, peer, Arc::clone(site), drain, cut).await,
+        (None, Some(site)) => {
+            crate::http::serve(stream, origin, Arc::clone(site), drain, cut).await;
+        }
         (None, None) => {}
     }
 }

@@ -12,12 +12,14 @@ use gatehouse_tls::client::{Verify, client_config};
 use gatehouse_tls::rustls::ClientConfig;
 use gatehouse_tls::rustls::pki_types::ServerName;
 use hyper_util::client::legacy::connect::{Connected, Connection};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::front::{Origin, wire_version};
 use crate::pool::{Endpoint, EndpointGuard, Pool};
+use crate::proxy_protocol;
 
 /// A connection to an endpoint: plain, or TLS when the backend has `tls`.
 #[derive(Debug)]
@@ -167,17 +169,18 @@ impl UpstreamTls {
 pub(crate) async fn connect(
     pool: &Pool,
     listener: &str,
-    peer: SocketAddr,
+    origin: &Origin,
 ) -> Result<(EndpointGuard, Upstream), NoBackend> {
     let spec = pool.spec();
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut last_error = String::new();
     for attempt in 0..=spec.retries {
-        let Some(guard) = pool.pick(peer.ip(), &tried) else {
+        let Some(guard) = pool.pick(origin.client.ip(), &tried) else {
             break;
         };
         let endpoint = Arc::clone(guard.endpoint());
-        let error = match tokio::time::timeout(spec.connect_timeout, open(pool, &endpoint)).await {
+        let opening = open(pool, &endpoint, Some(origin));
+        let error = match tokio::time::timeout(spec.connect_timeout, opening).await {
             Ok(Ok(stream)) => {
                 endpoint.connect_succeeded();
                 return Ok((guard, stream));
@@ -209,12 +212,27 @@ pub(crate) async fn connect(
     }
 }
 
-/// One connect (and handshake, for a TLS backend); the error says which step failed.
-pub(crate) async fn open(pool: &Pool, endpoint: &Endpoint) -> Result<Upstream, String> {
-    let tcp = TcpStream::connect(endpoint.addr)
+/// One connect (and handshake, for a TLS backend); the error says which step failed. A
+/// backend with `proxyProtocol` gets the header for `origin` first (with no origin, a health
+/// check's: one that carries no addresses).
+pub(crate) async fn open(
+    pool: &Pool,
+    endpoint: &Endpoint,
+    origin: Option<&Origin>,
+) -> Result<Upstream, String> {
+    let mut tcp = TcpStream::connect(endpoint.addr)
         .await
         .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
+    if let Some(version) = pool.spec().proxy_protocol {
+        let header = match origin {
+            Some(o) => o.header(version),
+            None => proxy_protocol::encode_local(wire_version(version)),
+        };
+        tcp.write_all(&header)
+            .await
+            .map_err(|e| format!("sending the PROXY header: {e}"))?;
+    }
     match pool.upstream_tls() {
         None => Ok(Upstream::Plain(tcp)),
         Some(Err(e)) => Err(format!("backend TLS is not usable: {e}")),

@@ -12,16 +12,20 @@
 //!   [`s_client`], [`curl_get`] and [`tls_connect`] are TLS clients: the real `openssl` and
 //!   `curl` tools (Debian packages `openssl` and `curl`, required), and rustls (aws-lc-rs).
 //!
+//! - [`Haproxy`] runs the real HAProxy as a peer (a PROXY protocol sender or receiver).
+//!
 //! Everything is blocking std code with timeouts: a hung test fails, it does not hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod backend;
 mod client;
+mod peers;
 mod process;
 mod tls;
 
 pub use backend::Backend;
 pub use client::{ask, ask_from, connect, connect_from, open, read_line};
+pub use peers::{Haproxy, free_port};
 pub use process::{Gatehouse, TempDir, field};
 pub use tls::{
     Curl, Handshake, KeyType, SClient, TestCa, TestCert, TlsBackend, TlsInfo, TlsStream,

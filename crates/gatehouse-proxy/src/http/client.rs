@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::idle::Idle;
+use crate::front::Origin;
 use crate::pool::Pool;
 use crate::upstream::{Upstream, open};
 
@@ -29,8 +30,9 @@ pub(crate) type UpstreamBody = Either<Idle<Incoming>, Empty<Bytes>>;
 /// The client for one backend pool.
 pub(crate) type PoolClient = Client<Connector, UpstreamBody>;
 
-/// Builds the pooled client of `pool`.
-pub(crate) fn client_for(pool: &Arc<Pool>) -> PoolClient {
+/// Builds the pooled client of `pool`. A backend with `proxyProtocol` gets a client per client
+/// connection (`origin`), so that its connections carry that client's PROXY header.
+pub(crate) fn client_for(pool: &Arc<Pool>, origin: Option<Arc<Origin>>) -> PoolClient {
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
@@ -38,6 +40,7 @@ pub(crate) fn client_for(pool: &Arc<Pool>) -> PoolClient {
         .set_host(false)
         .build(Connector {
             pool: Arc::clone(pool),
+            origin,
         })
 }
 
@@ -45,6 +48,7 @@ pub(crate) fn client_for(pool: &Arc<Pool>) -> PoolClient {
 #[derive(Clone, Debug)]
 pub(crate) struct Connector {
     pool: Arc<Pool>,
+    origin: Option<Arc<Origin>>,
 }
 
 /// Why a connect failed; the client wraps it, `is_connect()` tells it apart.
@@ -61,6 +65,7 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let pool = Arc::clone(&self.pool);
+        let origin = self.origin.clone();
         Box::pin(async move {
             let authority = uri.authority().ok_or("request URI without an endpoint")?;
             let addr: std::net::SocketAddr = authority.as_str().parse()?;
@@ -70,7 +75,7 @@ impl tower_service::Service<Uri> for Connector {
                 .find(|e| e.addr == addr)
                 .ok_or("the endpoint left the pool")?;
             let timeout = pool.spec().connect_timeout;
-            match tokio::time::timeout(timeout, open(&pool, &endpoint)).await {
+            match tokio::time::timeout(timeout, open(&pool, &endpoint, origin.as_deref())).await {
                 Ok(Ok(stream)) => Ok(TokioIo::new(stream)),
                 Ok(Err(e)) => Err(e.into()),
                 Err(_) => Err(format!("timed out after {timeout:?}").into()),

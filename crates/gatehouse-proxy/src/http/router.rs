@@ -78,8 +78,8 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use gatehouse_config::{
-    HostMatch, HostPattern, HttpMatch, HttpRule, Listener, PathMatch, Protocol, StringMatch,
-    WeightedBackend,
+    Access, HostMatch, HostPattern, HttpMatch, HttpRule, Listener, PathMatch, Protocol,
+    StringMatch, WeightedBackend,
 };
 use http::{HeaderMap, HeaderName, Method};
 use regex_lite::Regex;
@@ -99,6 +99,8 @@ pub struct Matched<'a> {
     pub listener: &'a Arc<Listener>,
     /// The route's name.
     pub route: &'a str,
+    /// The route's own access list.
+    pub access: &'a Access,
     /// The rule that matched.
     pub rule: &'a HttpRule,
     /// The rule's position in its route (from 0).
@@ -221,6 +223,7 @@ impl Router {
             return Some(Matched {
                 listener: &site.listener,
                 route: &entry.route,
+                access: &entry.access,
                 rule,
                 rule_index: m.rule,
                 prefix: match &m.path {
@@ -572,6 +575,9 @@ mod tests {
             http: None,
             max_connections: 100,
             idle_timeout: Duration::from_secs(60),
+            access: Default::default(),
+            accept_proxy: None,
+            udp: None,
         })
     }
 
@@ -580,6 +586,7 @@ mod tests {
             route: name.to_owned(),
             hosts: hosts.iter().map(|h| host(h)).collect(),
             rules: Arc::new(rules),
+            access: Default::default(),
         }
     }
 

@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gatehouse_config::{HttpFilter, HttpSettings, Listener};
+use gatehouse_config::{AcceptProxy, HttpFilter, HttpSettings, Listener};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Empty, Full};
@@ -27,6 +27,7 @@ use super::client::{PoolClient, client_for};
 use super::filters::{apply_header_modifier, redirect_location, rewrite_path};
 use super::idle::Idle;
 use super::router::{Matched, Router, pick_backend};
+use crate::front::Origin;
 use crate::pool::{EndpointGuard, Pool};
 use crate::tcp::{shared_limit, shared_name};
 
@@ -53,6 +54,32 @@ pub struct HttpSite {
     max_connections: usize,
     /// A body (either way) with no bytes for this long is cut off.
     idle_timeout: Duration,
+    /// PROXY headers accepted (the listeners on one socket agree on it).
+    accept_proxy: Option<AcceptProxy>,
+}
+
+/// One client connection as its requests see it: who it is from, and its own clients for
+/// backends that get a PROXY header (their connections carry this client's address, so they
+/// are not shared with other clients).
+struct ClientConn {
+    origin: Arc<Origin>,
+    private: Mutex<HashMap<String, PoolClient>>,
+}
+
+impl ClientConn {
+    /// The client to reach `pool` with for this connection.
+    fn client(&self, pool: &Arc<Pool>, shared: &PoolClient) -> PoolClient {
+        if pool.spec().proxy_protocol.is_none() {
+            return shared.clone();
+        }
+        let Ok(mut private) = self.private.lock() else {
+            return client_for(pool, Some(Arc::clone(&self.origin)));
+        };
+        private
+            .entry(pool.name().to_owned())
+            .or_insert_with(|| client_for(pool, Some(Arc::clone(&self.origin))))
+            .clone()
+    }
 }
 
 impl HttpSite {
@@ -79,7 +106,7 @@ impl HttpSite {
                         let client = previous
                             .and_then(|p| p.pools.get(&b.backend))
                             .filter(|(old, _)| Arc::ptr_eq(old, pool))
-                            .map_or_else(|| client_for(pool), |(_, c)| c.clone());
+                            .map_or_else(|| client_for(pool, None), |(_, c)| c.clone());
                         used.insert(b.backend.clone(), (Arc::clone(pool), client));
                     }
                 }
@@ -102,7 +129,13 @@ impl HttpSite {
                 .map(|l| l.idle_timeout)
                 .max()
                 .unwrap_or(gatehouse_config::DEFAULT_IDLE_TIMEOUT),
+            accept_proxy: listeners.first().and_then(|l| l.accept_proxy.clone()),
         }
+    }
+
+    /// PROXY headers accepted on the socket.
+    pub fn accept_proxy(&self) -> Option<&AcceptProxy> {
+        self.accept_proxy.as_ref()
     }
 
     /// The listeners' names, comma-separated.
@@ -120,7 +153,7 @@ impl HttpSite {
 /// connection to finish (after the request in flight; HTTP/2 gets GOAWAY), or `cut`.
 pub async fn serve<IO>(
     io: IO,
-    peer: SocketAddr,
+    origin: Origin,
     site: Arc<HttpSite>,
     drain: &CancellationToken,
     cut: &CancellationToken,
@@ -130,10 +163,16 @@ pub async fn serve<IO>(
     let settings = site.settings.clone();
     let request_site = Arc::clone(&site);
     let upgrades = cut.clone();
+    let peer = origin.client;
+    let conn = Arc::new(ClientConn {
+        origin: Arc::new(origin),
+        private: Mutex::new(HashMap::new()),
+    });
     let service = service_fn(move |req| {
         let site = Arc::clone(&request_site);
         let cut = upgrades.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(req, peer, site, cut).await) }
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, std::convert::Infallible>(handle(req, conn, site, cut).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -370,11 +409,12 @@ fn answer(status: StatusCode, text: &str) -> Response<Inner> {
 /// Handles one request; every outcome is a response (with its log line).
 async fn handle(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    conn: Arc<ClientConn>,
     site: Arc<HttpSite>,
     cut: CancellationToken,
 ) -> Response<LoggedBody> {
     let started = Instant::now();
+    let peer = conn.origin.client;
     let (host, port) = request_host(&req);
     let mut log = RequestLog {
         listener: site.name.clone(),
@@ -392,7 +432,7 @@ async fn handle(
         reason: None,
         started,
     };
-    let (response, guard) = match proxy_request(req, peer, &site, &host, port, &mut log, cut).await
+    let (response, guard) = match proxy_request(req, &conn, &site, &host, port, &mut log, cut).await
     {
         Ok((res, guard)) => (res, guard),
         Err((status, why)) => {
@@ -419,7 +459,7 @@ type Refusal = (StatusCode, String);
 /// Routes, filters and proxies one request.
 async fn proxy_request(
     mut req: Request<Incoming>,
-    peer: SocketAddr,
+    conn: &ClientConn,
     site: &HttpSite,
     host: &str,
     port: Option<u16>,
@@ -447,8 +487,11 @@ async fn proxy_request(
         ));
     }
     let query = req.uri().query().map(str::to_owned);
+    let peer = conn.origin.client;
     let Some(Matched {
+        listener,
         route,
+        access,
         rule,
         prefix,
         ..
@@ -462,6 +505,9 @@ async fn proxy_request(
         ));
     };
     log.route = Some(route.to_owned());
+    if !(listener.access.allows(peer.ip()) && access.allows(peer.ip())) {
+        return Err((StatusCode::FORBIDDEN, "client address not allowed".into()));
+    }
     let started = log.started;
 
     // Filters, in order. A redirect answers at once.
@@ -501,13 +547,14 @@ async fn proxy_request(
         ));
     };
     log.backend = Some(choice.backend.clone());
-    let Some((pool, client)) = site.pools.get(&choice.backend) else {
+    let Some((pool, shared)) = site.pools.get(&choice.backend) else {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
             format!("backend `{}` is not running", choice.backend),
         ));
     };
 
+    let client = conn.client(pool, shared);
     // The request as the backend gets it.
     let upgrade = wants_upgrade(&req);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));

@@ -10,6 +10,7 @@ mod health;
 mod http;
 mod http_hardening;
 mod lifecycle;
+mod proxy_protocol;
 mod reload;
 mod tls;
 
