@@ -338,7 +338,11 @@ spec:
     let wrong = udp.replace("port: 53}", "sectionName: dns-tcp}");
     let d = refused(
         CONFIG,
-        &[("gw.yaml", &gateway), ("udp.yaml", &wrong), ("tcp.yaml", &tcp)],
+        &[
+            ("gw.yaml", &gateway),
+            ("udp.yaml", &wrong),
+            ("tcp.yaml", &tcp),
+        ],
     );
     let (e, file) = the_error(&d);
     assert!(file.ends_with("k8s/udp.yaml"));
