@@ -103,6 +103,7 @@ impl Supervisor {
                 backends: Default::default(),
                 drain_timeout: config.drain_timeout,
                 manifests: Vec::new(),
+                dns: None,
             }),
             listeners: HashMap::new(),
             pools: HashMap::new(),

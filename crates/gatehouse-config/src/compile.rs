@@ -59,6 +59,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
             forwards: vec![],
             settings: None,
             gateway_api: None,
+            dns: None,
         }
     } else {
         serde_saphyr::from_str(&source.text).map_err(|e| fail(&source, vec![yaml_error(&e)]))?
@@ -85,6 +86,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
     let mut cx = Compiler {
         diags: std::mem::take(&mut manifests.diags),
         base,
+        dns_names: Vec::new(),
     };
     let mut config = cx.config(&raw, &manifests);
     config.manifests = source
@@ -199,6 +201,8 @@ pub(crate) struct Compiler {
     pub(crate) diags: Vec<Diagnostic>,
     /// The config file's directory: relative file names are resolved against it.
     pub(crate) base: PathBuf,
+    /// `dnsName`s of TCP and UDP listeners, for the DNS server's automatic records.
+    pub(crate) dns_names: Vec<crate::dns::DnsName>,
 }
 
 /// Where a listener came from, for error messages about it.
@@ -318,6 +322,17 @@ impl Compiler {
 
         self.check_binds(&listeners, &origins);
         self.check_references(&references, &backends, &backend_pos);
+        let dns_names = std::mem::take(&mut self.dns_names);
+        let dns = raw.dns.as_ref().and_then(|d| {
+            let _file = InFile::new(0);
+            self.dns(d, &listeners, &origins, &dns_names)
+        });
+        if raw.dns.is_none()
+            && let Some(first) = dns_names.first()
+        {
+            self.warn(first.pos, "`dnsName` is set but there is no `dns` section")
+                .hint("add `dns:` with a zone that holds the name, or remove `dnsName`");
+        }
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
 
         let drain_timeout = raw
@@ -351,6 +366,7 @@ impl Compiler {
             backends,
             drain_timeout,
             manifests: Vec::new(),
+            dns: dns.map(Arc::new),
         }
     }
 
@@ -438,6 +454,22 @@ impl Compiler {
                 None => addresses.clone(),
             };
             let full_name = format!("{}/{}", gw.name.value, lname);
+            if let Some(d) = &raw.dns_name {
+                if matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
+                    if let Ok(name) = crate::dns::normalize(&d.value, None) {
+                        self.dns_names.push(crate::dns::DnsName {
+                            listener: full_name.clone(),
+                            name,
+                            pos: pos(d),
+                        });
+                    } else {
+                        self.error(pos(d), format!("`{}` is not a domain name", d.value));
+                    }
+                } else if protocol.is_some() {
+                    self.error(pos(d), "`dnsName` only applies to TCP and UDP listeners")
+                        .hint("TLS, HTTP and HTTPS listeners get records for their routes' hostnames by themselves");
+                }
+            }
             let (hostname, tls) = self.listener_tls(raw, protocol, &full_name);
             let http = self.listener_http(raw, protocol);
             let udp = self.listener_udp(raw, protocol);

@@ -734,6 +734,7 @@ impl Reader<'_> {
             allow: Vec::new(),
             deny: Vec::new(),
             proxy_protocol: None,
+            dns_name: None,
         }
     }
 

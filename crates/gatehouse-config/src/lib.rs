@@ -15,6 +15,7 @@ mod clients;
 mod compile;
 mod diag;
 mod diff;
+mod dns;
 mod gateway_api;
 mod http_routes;
 mod model;

@@ -28,6 +28,74 @@ pub struct RawConfig {
     pub settings: Option<S<RawSettings>>,
     #[serde(default)]
     pub gateway_api: Option<S<RawGatewayApi>>,
+    #[serde(default)]
+    pub dns: Option<S<RawDns>>,
+}
+
+/// `dns`: the DNS server, its local zones and where other names go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDns {
+    #[serde(default)]
+    pub listen: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub auto_ttl: Option<S<Scalar>>,
+    #[serde(default)]
+    pub zones: Vec<S<RawZone>>,
+    #[serde(default)]
+    pub forwarders: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub forward_zones: Vec<S<RawForwardZone>>,
+    #[serde(default)]
+    pub recursion: Option<S<RawRecursion>>,
+    #[serde(default)]
+    pub cache_size: Option<S<i64>>,
+}
+
+/// A local zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawZone {
+    pub name: S<String>,
+    #[serde(default)]
+    pub ttl: Option<S<Scalar>>,
+    #[serde(default)]
+    pub ns: Vec<S<String>>,
+    #[serde(default)]
+    pub hostmaster: Option<S<String>>,
+    #[serde(default)]
+    pub auto: Option<S<bool>>,
+    #[serde(default)]
+    pub records: Vec<S<RawRecord>>,
+}
+
+/// A static record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRecord {
+    pub name: S<String>,
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub value: S<Scalar>,
+    #[serde(default)]
+    pub ttl: Option<S<Scalar>>,
+}
+
+/// A zone forwarded to its own resolvers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawForwardZone {
+    pub zone: S<String>,
+    #[serde(default)]
+    pub to: Vec<S<Scalar>>,
+}
+
+/// Who may have names forwarded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRecursion {
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
 }
 
 /// `gatewayApi`: Kubernetes Gateway API manifests to read, and how their references to
@@ -119,6 +187,8 @@ pub struct RawListener {
     pub deny: Vec<S<String>>,
     #[serde(default)]
     pub proxy_protocol: Option<S<RawAcceptProxy>>,
+    #[serde(default)]
+    pub dns_name: Option<S<String>>,
 }
 
 /// A UDP listener's `udp`: flow settings.

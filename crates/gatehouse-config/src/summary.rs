@@ -233,7 +233,74 @@ impl Config {
                 );
             }
         }
+        if let Some(dns) = &self.dns {
+            dns_summary(&mut out, dns);
+        }
         out
+    }
+}
+
+/// The DNS part of the summary: where it answers, each zone's records (automatic ones with
+/// the listener they follow), forwarding.
+fn dns_summary(out: &mut String, dns: &crate::types::DnsConfig) {
+    use crate::types::{RecordData, RecordSource};
+    let listen: Vec<String> = dns.listen.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "dns on {} (UDP and TCP):", listen.join(", "));
+    for z in &dns.zones {
+        let _ = writeln!(
+            out,
+            "  zone {:<19} ttl {}s, {} records, NS {}",
+            z.name,
+            z.ttl,
+            z.records.len(),
+            z.ns.join(", ")
+        );
+        for r in &z.records {
+            let data = match &r.data {
+                RecordData::A(ip) => format!("A {ip}"),
+                RecordData::Aaaa(ip) => format!("AAAA {ip}"),
+                RecordData::Cname(t) => format!("CNAME {t}"),
+                RecordData::Txt(t) => format!("TXT {:?}", t.concat()),
+                RecordData::Srv {
+                    priority,
+                    weight,
+                    port,
+                    target,
+                } => format!("SRV {priority} {weight} {port} {target}"),
+                RecordData::Ptr(t) => format!("PTR {t}"),
+            };
+            let source = match &r.source {
+                RecordSource::Static => String::new(),
+                RecordSource::Auto { listener, backends } => {
+                    format!(
+                        " (auto: {listener}, healthy if {} is up)",
+                        backends.join(" or ")
+                    )
+                }
+            };
+            let _ = writeln!(out, "    {:<30} {:>5}s {data}{source}", r.name, r.ttl);
+        }
+    }
+    for f in &dns.forward_zones {
+        let to: Vec<String> = f.to.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "  forward {} to {}", f.zone, to.join(", "));
+    }
+    if dns.forwarders.is_empty() {
+        let _ = writeln!(out, "  other names: REFUSED (no forwarders)");
+    } else {
+        let to: Vec<String> = dns.forwarders.iter().map(ToString::to_string).collect();
+        let allow: Vec<String> = dns
+            .recursion_allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  other names: forwarded to {} for {} (cache {})",
+            to.join(", "),
+            allow.join(", "),
+            dns.cache_size
+        );
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// The Gateway API manifest files the config was read with (`gatewayApi.manifests`).
     pub manifests: Vec<PathBuf>,
+    /// The DNS server, when `dns` is configured.
+    pub dns: Option<Arc<DnsConfig>>,
 }
 
 impl Config {
@@ -811,4 +813,120 @@ pub fn format_duration(d: Duration) -> String {
     } else {
         format!("{ms}ms")
     }
+}
+
+/// The DNS server: where it listens, the zones it answers for, and where other names go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Addresses served, over UDP and TCP both.
+    pub listen: Vec<SocketAddr>,
+    /// Zones answered authoritatively (most specific first when they nest).
+    pub zones: Vec<DnsZone>,
+    /// Resolvers that names outside every zone (and every `forward_zones` entry) go to.
+    pub forwarders: Vec<SocketAddr>,
+    /// Names under a zone that go to its own resolvers (`cluster.local` to the cluster DNS).
+    pub forward_zones: Vec<ForwardZone>,
+    /// Clients allowed to have names forwarded (recursion); others get REFUSED for them.
+    pub recursion_allow: Vec<Cidr>,
+    /// Most answers kept in the forwarding cache.
+    pub cache_size: usize,
+}
+
+/// A zone Gatehouse is authoritative for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsZone {
+    /// Its apex, lower case, no trailing dot (`home.arpa`).
+    pub name: String,
+    /// TTL of records that set none, and of the SOA and NS.
+    pub ttl: u32,
+    /// The SOA record's fields.
+    pub soa: Soa,
+    /// Name servers (NS records at the apex), fully qualified.
+    pub ns: Vec<String>,
+    /// Every record, static and automatic, with fully qualified lower-case owner names.
+    pub records: Vec<DnsRecord>,
+}
+
+/// The fields of a zone's SOA record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// Primary name server (`MNAME`), fully qualified.
+    pub mname: String,
+    /// Responsible mailbox as a name (`RNAME`, `hostmaster.home.arpa`).
+    pub rname: String,
+    /// Serial: changes whenever the zone's records do (a hash of them), so secondaries and
+    /// caches can tell.
+    pub serial: u32,
+    /// Refresh, retry, expire, in seconds.
+    pub refresh: u32,
+    /// Retry interval in seconds.
+    pub retry: u32,
+    /// Expiry in seconds.
+    pub expire: u32,
+    /// Negative-answer TTL (`minimum`), in seconds.
+    pub minimum: u32,
+}
+
+/// One resource record of a local zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// Owner name, fully qualified, lower case, no trailing dot; `*.` at the front for a
+    /// wildcard (`*.apps.home.arpa`).
+    pub name: String,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// The data.
+    pub data: RecordData,
+    /// Where it came from.
+    pub source: RecordSource,
+}
+
+/// Record data of the types a local zone holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordData {
+    /// An IPv4 address.
+    A(std::net::Ipv4Addr),
+    /// An IPv6 address.
+    Aaaa(std::net::Ipv6Addr),
+    /// An alias, fully qualified, no trailing dot.
+    Cname(String),
+    /// Text: one or more strings of at most 255 bytes each.
+    Txt(Vec<String>),
+    /// A service location.
+    Srv {
+        /// Lower is preferred.
+        priority: u16,
+        /// Share among the same priority.
+        weight: u16,
+        /// Port of the service.
+        port: u16,
+        /// Host, fully qualified, no trailing dot.
+        target: String,
+    },
+    /// A pointer (reverse lookups), fully qualified, no trailing dot.
+    Ptr(String),
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordSource {
+    /// Written in `dns.zones[].records`.
+    Static,
+    /// Made from a listener that serves the name (a route hostname, a listener hostname, or a
+    /// TCP/UDP listener's `dnsName`); the answer is health-aware over `backends`.
+    Auto {
+        /// The listener.
+        listener: String,
+        /// The backends behind it: the address is healthy if any of them has an endpoint up.
+        backends: Vec<String>,
+    },
+}
+
+/// Names under `zone` resolved by other servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardZone {
+    /// The zone, lower case, no trailing dot.
+    pub zone: String,
+    /// Its resolvers.
+    pub to: Vec<SocketAddr>,
 }

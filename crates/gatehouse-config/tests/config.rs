@@ -668,6 +668,155 @@ const BAD: &[Bad] = &[
         related: None,
     },
     Bad {
+        what: "a static record that conflicts with an automatic one",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP, hostname: app.home.arpa, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: app, type: A, value: 192.168.1.5}
+        ",
+        at: (13, 18),
+        message: "static record `app.home.arpa` A conflicts with the automatic record for listener `edge/web`",
+        hint: Some("remove the static record, or set `auto: false`"),
+        related: Some((5, 27)),
+    },
+    Bad {
+        what: "a CNAME beside other records",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: www, type: A, value: 192.168.1.5}
+                    - {name: www, type: CNAME, value: nas}
+        ",
+        at: (7, 18),
+        message: "`www.home.arpa` has a CNAME and other records",
+        hint: Some("RFC 1034"),
+        related: Some((6, 18)),
+    },
+    Bad {
+        what: "a record outside its zone",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: nas.example.com., type: A, value: 192.168.1.5}
+        ",
+        at: (6, 18),
+        message: "`nas.example.com` is not in zone `home.arpa`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "an A record with an IPv6 address",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: nas, type: A, value: \"fd00::5\"}
+        ",
+        at: (6, 39),
+        message: "`fd00::5` is not an IPv4 address",
+        hint: Some("use AAAA for IPv6"),
+        related: None,
+    },
+    Bad {
+        what: "an unknown record type",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: nas, type: MX, value: 10 mail}
+        ",
+        at: (6, 29),
+        message: "`MX` is not a record type this version serves",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "bad SRV data",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones:
+                - name: home.arpa
+                  records:
+                    - {name: _ldap._tcp, type: SRV, value: 389 ldap}
+        ",
+        at: (6, 48),
+        message: "`389 ldap` is not SRV data",
+        hint: Some("PRIORITY WEIGHT PORT TARGET"),
+        related: None,
+    },
+    Bad {
+        what: "a DNS server that listens nowhere",
+        yaml: "
+            dns:
+              zones: [{name: home.arpa}]
+        ",
+        at: (2, 3),
+        message: "`dns` has no `listen` addresses",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a forward zone inside a local zone",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones: [{name: home.arpa}]
+              forwardZones: [{zone: k8s.home.arpa, to: [127.0.0.1:5300]}]
+        ",
+        at: (4, 25),
+        message: "forward zone `k8s.home.arpa` overlaps local zone `home.arpa`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "dnsName on an HTTP listener",
+        yaml: "
+            gateways:
+              - name: edge
+                listeners:
+                  - {name: web, port: 80, protocol: HTTP, backend: app, dnsName: web.home.arpa}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+        ",
+        at: (4, 70),
+        message: "`dnsName` only applies to TCP and UDP listeners",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a TTL with a fraction of a second",
+        yaml: "
+            dns:
+              listen: [127.0.0.1:5353]
+              zones: [{name: home.arpa, ttl: 1.5s}]
+        ",
+        at: (3, 34),
+        message: "`ttl` must be whole seconds",
+        hint: None,
+        related: None,
+    },
+    Bad {
         what: "protocol in the wrong case",
         yaml: "
             gateways:
@@ -4860,4 +5009,102 @@ fn networks_contain_what_they_should() {
             "{net} contains {ip}"
         );
     }
+}
+
+#[test]
+fn dns_zones_hold_static_records_and_the_names_listeners_serve() {
+    let c = ok("
+        gateways:
+          - name: edge
+            addresses: [127.0.0.1, \"::1\"]
+            listeners:
+              - {name: web, port: 80, protocol: HTTP, hostname: \"*.home.arpa\", backend: app}
+              - {name: dns, port: 5300, protocol: UDP, backend: app, dnsName: resolver.home.arpa}
+        routes:
+          - {name: grafana, kind: HTTPRoute, parentRefs: [edge/web], hostnames: [grafana.home.arpa], backend: grafana}
+          - {name: outside, kind: HTTPRoute, parentRefs: [edge/web], hostnames: [x.example.com], backend: app}
+        backends:
+          - {name: app, endpoints: [127.0.0.1:8080]}
+          - {name: grafana, endpoints: [127.0.0.1:3000]}
+        dns:
+          listen: [127.0.0.1:5353, \"::1\"]
+          autoTtl: 10s
+          zones:
+            - name: home.arpa
+              ttl: 1h
+              records:
+                - {name: nas, type: A, value: 192.168.1.10}
+                - {name: \"@\", type: TXT, value: hello}
+                - {name: www, type: CNAME, value: nas, ttl: 5m}
+          forwarders: [127.0.0.1:5301, \"::1\"]
+          forwardZones: [{zone: cluster.local, to: [127.0.0.1:5302]}]
+          recursion: {allow: [192.168.0.0/16]}
+          cacheSize: 500
+        ")
+    .config;
+    let dns = c.dns.as_ref().unwrap();
+    assert_eq!(dns.listen, [addr("127.0.0.1:5353"), addr("[::1]:53")]);
+    assert_eq!(dns.forwarders, [addr("127.0.0.1:5301"), addr("[::1]:53")]);
+    assert_eq!(dns.forward_zones[0].zone, "cluster.local");
+    assert_eq!(dns.recursion_allow, [parse_cidr("192.168.0.0/16").unwrap()]);
+    assert_eq!(dns.cache_size, 500);
+    let zone = &dns.zones[0];
+    assert_eq!(zone.name, "home.arpa");
+    assert_eq!(zone.ttl, 3600);
+    assert_eq!(zone.ns, ["ns.home.arpa"]);
+    let find = |name: &str| -> Vec<&DnsRecord> {
+        zone.records.iter().filter(|r| r.name == name).collect()
+    };
+    assert_eq!(
+        find("nas.home.arpa")[0].data,
+        RecordData::A("192.168.1.10".parse().unwrap())
+    );
+    assert_eq!(
+        find("www.home.arpa")[0].data,
+        RecordData::Cname("nas.home.arpa".into())
+    );
+    assert_eq!(find("www.home.arpa")[0].ttl, 300);
+    assert_eq!(
+        find("home.arpa")[0].data,
+        RecordData::Txt(vec!["hello".into()])
+    );
+    // The route's name, and the listener's wildcard, on both of the listener's addresses.
+    let grafana = find("grafana.home.arpa");
+    assert_eq!(grafana.len(), 2, "{grafana:?}");
+    assert!(grafana.iter().all(|r| r.ttl == 10));
+    assert_eq!(
+        grafana[0].source,
+        RecordSource::Auto {
+            listener: "edge/web".into(),
+            backends: vec!["grafana".into()]
+        }
+    );
+    assert_eq!(find("*.home.arpa").len(), 2);
+    assert_eq!(find("resolver.home.arpa").len(), 2);
+    // A name in no local zone gets no record.
+    assert!(
+        zone.records
+            .iter()
+            .all(|r| !r.name.ends_with("example.com"))
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("(auto: edge/web, healthy if grafana is up)"),
+        "{summary}"
+    );
+
+    // The default: recursion for loopback clients only.
+    let c = ok("
+        dns:
+          listen: [127.0.0.1:5353]
+          zones: [{name: home.arpa}]
+        ");
+    let dns = c.config.dns.unwrap();
+    assert_eq!(
+        dns.recursion_allow,
+        [
+            parse_cidr("127.0.0.0/8").unwrap(),
+            parse_cidr("::1").unwrap()
+        ]
+    );
 }
