@@ -163,7 +163,10 @@ impl Compiler {
             .as_ref()
             .and_then(|c| self.int_in(c, 0, 10_000_000, "cacheSize"))
             .map_or(10_000, |v| v as usize);
-        (self.error_count() == errors_before).then(|| DnsConfig {
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(DnsConfig {
             listen,
             zones: compiled,
             forwarders,

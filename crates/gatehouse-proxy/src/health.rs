@@ -15,8 +15,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::bind::{connect_udp, readable_or_error};
+use crate::front::wire_version;
 use crate::pool::{Endpoint, Pool};
-use crate::upstream::{UpstreamTls, probe_tls};
+use crate::proxy_protocol::encode_local;
+use crate::upstream::probe_tls;
 
 /// Rise/fall bookkeeping for one endpoint. Pure, so the thresholds are tested without sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +74,18 @@ pub(crate) async fn run(pool: Arc<Pool>, stop: CancellationToken) {
                     HealthCheckKind::Tls { server_name } => Some(server_name.as_deref()),
                     _ => None,
                 };
-                let result = match (sni, check.port) {
-                    (Some(sni), None) => probe_tls(&pool, &endpoint, sni, check.timeout).await,
-                    (Some(sni), Some(port)) => {
-                        probe_tls_on_port(&pool, &endpoint, port, sni, &check).await
+                // A backend that expects a PROXY header gets one without addresses.
+                let preamble = pool
+                    .spec()
+                    .proxy_protocol
+                    .map(|v| encode_local(wire_version(v)));
+                let target = probe_target(endpoint.addr, &check);
+                let result = match sni {
+                    Some(sni) => {
+                        let tls = probe_tls(&pool, &endpoint, target, sni, check.timeout).await;
+                        on_port(tls, target, &check)
                     }
-                    (None, _) => probe(endpoint.addr, &check).await,
+                    None => probe_with(endpoint.addr, &check, preamble.as_deref()).await,
                 };
                 (endpoint, result)
             });
@@ -136,6 +144,15 @@ fn record(pool: &Pool, endpoint: &Endpoint, check: &HealthCheck, result: Result<
 /// set); `Err` says why it failed. (A TLS probe needs the pool's TLS settings, so the checker
 /// runs it through the pool instead.)
 pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> {
+    probe_with(addr, check, None).await
+}
+
+/// [`probe`], writing `preamble` (a PROXY header) first on a TCP or HTTP probe.
+async fn probe_with(
+    addr: SocketAddr,
+    check: &HealthCheck,
+    preamble: Option<&[u8]>,
+) -> Result<(), String> {
     let target = probe_target(addr, check);
     let (attempt, silence) = match &check.kind {
         HealthCheckKind::Udp { send, expect } => (
@@ -143,7 +160,7 @@ pub async fn probe(addr: SocketAddr, check: &HealthCheck) -> Result<(), String> 
             "no reply",
         ),
         kind => (
-            tokio::time::timeout(check.timeout, probe_inner(target, kind)).await,
+            tokio::time::timeout(check.timeout, probe_inner(target, kind, preamble)).await,
             "no answer",
         ),
     };
@@ -172,10 +189,20 @@ fn on_port(
 }
 
 /// A TCP connect, and for HTTP a GET whose status must be in range.
-async fn probe_inner(addr: SocketAddr, kind: &HealthCheckKind) -> Result<(), String> {
+async fn probe_inner(
+    addr: SocketAddr,
+    kind: &HealthCheckKind,
+    preamble: Option<&[u8]>,
+) -> Result<(), String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    if let Some(bytes) = preamble {
+        stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("sending the PROXY header: {e}"))?;
+    }
     let (path, host, expect_status) = match kind {
         // (UDP never gets here: `probe` sends it to `probe_udp`.)
         HealthCheckKind::Tcp | HealthCheckKind::Tls { .. } | HealthCheckKind::Udp { .. } => {
@@ -242,38 +269,6 @@ async fn probe_udp(addr: SocketAddr, send: &[u8], expect: &[u8]) -> Result<(), S
             expect.escape_ascii()
         ))
     }
-}
-
-/// A TLS probe on the check's `port` rather than the endpoint's (`upstream::probe_tls` dials
-/// the endpoint's own address).
-async fn probe_tls_on_port(
-    pool: &Pool,
-    endpoint: &Endpoint,
-    port: u16,
-    sni: Option<&str>,
-    check: &HealthCheck,
-) -> Result<(), String> {
-    let target = SocketAddr::new(endpoint.addr.ip(), port);
-    let attempt = async {
-        let tcp = TcpStream::connect(target)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let tls = match pool.upstream_tls() {
-            Some(Ok(tls)) => tls,
-            Some(Err(e)) => return Err(format!("backend TLS is not usable: {e}")),
-            None => UpstreamTls::any_certificate()
-                .ok_or_else(|| "no TLS client available".to_owned())?,
-        };
-        tls.handshake(tcp, endpoint, sni)
-            .await
-            .map(drop)
-            .map_err(|e| format!("TLS handshake: {e}"))
-    };
-    let result = match tokio::time::timeout(check.timeout, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
-    };
-    on_port(result, target, check)
 }
 
 /// Reads just enough of a response to get the status code from `HTTP/1.x NNN`.

@@ -58,22 +58,23 @@ const DROP_LOG_EVERY: Duration = Duration::from_secs(1);
 /// Why a flow ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    IdleTimeout = 1,
-    EndpointDown = 2,
-    PortUnreachable = 3,
-    BackendError = 4,
+    /// The listener stopped (removed by a reload, or shutdown).
+    Shutdown = 1,
+    IdleTimeout,
+    EndpointDown,
+    PortUnreachable,
+    BackendError,
 }
 
 impl Outcome {
-    fn from_u8(v: u8) -> Option<Outcome> {
-        [
-            Outcome::IdleTimeout,
-            Outcome::EndpointDown,
-            Outcome::PortUnreachable,
-            Outcome::BackendError,
-        ]
-        .into_iter()
-        .find(|o| *o as u8 == v)
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Shutdown => "shutdown",
+            Outcome::IdleTimeout => "idle timeout",
+            Outcome::EndpointDown => "endpoint down",
+            Outcome::PortUnreachable => "port unreachable",
+            Outcome::BackendError => "backend error",
+        }
     }
 }
 
@@ -81,8 +82,9 @@ impl Outcome {
 /// datagram.
 #[derive(Debug)]
 struct FlowState {
-    /// 0 while the flow lives, then why it ended (an [`Outcome`]); set once, by whoever ends
-    /// it first. Still 0 at the end: the listener stopped.
+    /// 0 while the flow lives, then why it ended (an [`Outcome`]): set once, by whoever ends
+    /// it first (the loop, on a client datagram that finds the endpoint down or the port
+    /// unreachable; else the flow's task).
     end: AtomicU8,
     /// The last datagram either way, on [`now_ms`]'s clock.
     last_ms: AtomicU64,
@@ -99,6 +101,15 @@ impl FlowState {
         let _ = self
             .end
             .compare_exchange(0, outcome as u8, Relaxed, Relaxed);
+    }
+
+    fn outcome(&self) -> Outcome {
+        use Outcome::*;
+        let v = self.end.load(Relaxed);
+        [IdleTimeout, EndpointDown, PortUnreachable, BackendError]
+            .into_iter()
+            .find(|o| *o as u8 == v)
+            .unwrap_or(Shutdown)
     }
 }
 
@@ -142,6 +153,8 @@ pub async fn serve(
         all: stop.child_token(),
         drops: Drops::default(),
     };
+    // Ends every flow when this function returns, or if its future is dropped.
+    let _end_flows = flows.all.clone().drop_guard();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut drop_log = tokio::time::interval(DROP_LOG_EVERY);
     loop {
@@ -157,11 +170,10 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = drop_log.tick() => flows.drops.flush(&flows.state, false),
+            _ = drop_log.tick() => flows.drops.log(&flows.state, false),
         }
     }
-    flows.all.cancel();
-    flows.drops.flush(&flows.state, true);
+    flows.drops.log(&flows.state, true);
 }
 
 /// The receive loop's state.
@@ -173,7 +185,7 @@ struct Flows {
     state: Arc<ListenerState>,
     control: ConnectionControl,
     ended: mpsc::UnboundedSender<(SocketAddr, u64)>,
-    /// Parent of every flow's token: cancelled when the loop ends.
+    /// Parent of every flow's token: cancelled when `serve` ends.
     all: CancellationToken,
     drops: Drops,
 }
@@ -204,39 +216,36 @@ impl Flows {
             }
             self.map.remove(&client);
         }
-        self.start(client, data);
+        if let Err(why) = self.start(client, data) {
+            self.drops.count(why, client, &self.state);
+        }
     }
 
-    /// Starts a flow for `client` (the listener's current route) and sends it `data`.
-    fn start(&mut self, client: SocketAddr, data: &[u8]) {
+    /// Starts a flow for `client` (on the listener's current route) and sends it `data`.
+    fn start(&mut self, client: SocketAddr, data: &[u8]) -> Result<(), Dropped> {
         let service = self.state.service();
         // A UDP socket always has a UDP service (their listener keys differ).
         let Service::Udp(route) = &*service else {
-            return;
+            return Ok(());
         };
         let listener = &route.listener;
         let settings = listener.udp.clone().unwrap_or_default();
         if !listener.access.allows(client.ip()) {
-            return self.drops.count(Dropped::Denied, client, &listener.name);
+            return Err(Dropped::Denied);
         }
         if self.map.len() >= settings.max_flows {
-            return self.drops.count(Dropped::FlowLimit, client, &listener.name);
+            return Err(Dropped::FlowLimit);
         }
-        let Some(guard) = route.pool.pick(client.ip(), &[]) else {
-            return self
-                .drops
-                .count(Dropped::NoEndpoint, client, &listener.name);
-        };
+        let guard = route
+            .pool
+            .pick(client.ip(), &[])
+            .ok_or(Dropped::NoEndpoint)?;
         let endpoint = Arc::clone(guard.endpoint());
-        let socket = match connect_udp(endpoint.addr) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                tracing::debug!(listener = %listener.name, endpoint = %endpoint.addr, error = %e, "UDP flow socket");
-                return self
-                    .drops
-                    .count(Dropped::SocketError, client, &listener.name);
-            }
-        };
+        let socket = connect_udp(endpoint.addr).map_err(|e| {
+            tracing::debug!(listener = %listener.name, endpoint = %endpoint.addr, error = %e, "no socket for a UDP flow");
+            Dropped::SocketError
+        })?;
+        let socket = Arc::new(socket);
         let state = Arc::new(FlowState {
             end: AtomicU8::new(0),
             last_ms: AtomicU64::new(now_ms()),
@@ -273,6 +282,7 @@ impl Flows {
         self.state.open.fetch_add(1, Relaxed);
         self.control.tasks.spawn(task.run());
         self.map.insert(client, flow);
+        Ok(())
     }
 
     /// Forgets a flow that ended on its own, unless the client has a newer one already.
@@ -329,8 +339,7 @@ impl FlowTask {
                         self.state.finish(Outcome::IdleTimeout);
                         break;
                     }
-                    let left = Duration::from_millis(idle_ms - quiet);
-                    timer.as_mut().reset(tokio::time::Instant::now() + left);
+                    timer.set(tokio::time::sleep(Duration::from_millis(idle_ms - quiet)));
                 }
                 ready = readable_or_error(&self.socket) => {
                     let relayed = ready.and_then(|()| self.relay_replies(&mut down));
@@ -356,27 +365,18 @@ impl FlowTask {
                 }
             }
         }
-        let outcome = Outcome::from_u8(self.state.end.load(Relaxed));
-        let reason = match (outcome, error) {
-            (None, _) => "shutdown".to_owned(),
-            (Some(Outcome::IdleTimeout), _) => "idle timeout".to_owned(),
-            (Some(Outcome::EndpointDown), _) => "endpoint down".to_owned(),
-            (Some(Outcome::PortUnreachable), _) => {
-                let passive = &self.pool.spec().passive;
-                if endpoint.connect_failed(passive.max_fails, passive.fail_timeout) {
-                    format!(
-                        "port unreachable (endpoint ejected for {:?})",
-                        passive.fail_timeout
-                    )
-                } else {
-                    "port unreachable".to_owned()
-                }
+        self.state.finish(Outcome::Shutdown);
+        let outcome = self.state.outcome();
+        let mut reason = outcome.as_str().to_owned();
+        if outcome == Outcome::PortUnreachable {
+            let passive = &self.pool.spec().passive;
+            if endpoint.connect_failed(passive.max_fails, passive.fail_timeout) {
+                reason = format!("{reason} (endpoint ejected for {:?})", passive.fail_timeout);
             }
-            (Some(Outcome::BackendError), e) => match e {
-                Some(e) => format!("backend error: {e}"),
-                None => "backend error".to_owned(),
-            },
-        };
+        }
+        if let Some(e) = error {
+            reason = format!("{reason}: {e}");
+        }
         let FlowTask {
             id,
             client,
@@ -389,7 +389,8 @@ impl FlowTask {
             open,
             ..
         } = self;
-        // Close the socket and release the endpoint before the flow counts as gone.
+        // Release the endpoint and our handle on the socket (the loop drops the other when it
+        // forgets the flow, which closes it) before the flow stops counting.
         drop((guard, socket));
         open.open.fetch_sub(1, Relaxed);
         let _ = ended.send((client, id));
@@ -409,10 +410,7 @@ impl FlowTask {
                 )
             };
         }
-        if matches!(
-            outcome,
-            Some(Outcome::PortUnreachable | Outcome::BackendError)
-        ) {
+        if matches!(outcome, Outcome::PortUnreachable | Outcome::BackendError) {
             flow_closed!(warn);
         } else {
             flow_closed!(info);
@@ -476,46 +474,33 @@ enum Dropped {
 /// are counted and logged at most once per [`DROP_LOG_EVERY`].
 #[derive(Debug, Default)]
 struct Drops {
-    denied: u64,
-    flow_limit: u64,
-    no_endpoint: u64,
-    socket_error: u64,
+    /// By [`Dropped`].
+    counts: [u64; 4],
     /// The latest client dropped, as an example.
     client: Option<SocketAddr>,
     logged: Option<Instant>,
 }
 
 impl Drops {
-    fn count(&mut self, why: Dropped, client: SocketAddr, listener: &str) {
-        match why {
-            Dropped::Denied => self.denied += 1,
-            Dropped::FlowLimit => self.flow_limit += 1,
-            Dropped::NoEndpoint => self.no_endpoint += 1,
-            Dropped::SocketError => self.socket_error += 1,
-        }
+    fn count(&mut self, why: Dropped, client: SocketAddr, state: &ListenerState) {
+        self.counts[why as usize] += 1;
         self.client = Some(client);
-        self.log(listener, false);
+        self.log(state, false);
     }
 
-    /// Logs what is counted: on a periodic tick, and (`now`) when the listener stops.
-    fn flush(&mut self, state: &ListenerState, now: bool) {
-        if self.client.is_some() {
-            self.log(state.service().name(), now);
-        }
-    }
-
-    fn log(&mut self, listener: &str, now: bool) {
+    /// Logs what is counted, if the last line is old enough (or `now`: the listener stops).
+    fn log(&mut self, state: &ListenerState, now: bool) {
         if !now && self.logged.is_some_and(|t| t.elapsed() < DROP_LOG_EVERY) {
             return;
         }
         let Some(client) = self.client.take() else {
             return;
         };
+        let [denied, flow_limit, no_endpoint, socket_error] = self.counts;
         tracing::warn!(
             target: "gatehouse::access",
-            listener = %listener, client = %client,
-            denied = self.denied, flow_limit = self.flow_limit,
-            no_endpoint = self.no_endpoint, socket_error = self.socket_error,
+            listener = %state.service().name(), client = %client,
+            denied, flow_limit, no_endpoint, socket_error,
             "datagrams dropped"
         );
         *self = Drops {

@@ -244,17 +244,25 @@ pub(crate) async fn open(
     }
 }
 
-/// A TLS handshake as a health probe; `Err` says why it failed.
+/// A TLS handshake with `endpoint` at `target` (its address, or a health check's `port` on
+/// it) as a health probe; `Err` says why it failed. A backend that expects a PROXY header gets
+/// one without addresses first.
 pub(crate) async fn probe_tls(
     pool: &Pool,
     endpoint: &Endpoint,
+    target: SocketAddr,
     sni: Option<&str>,
     timeout: Duration,
 ) -> Result<(), String> {
     let attempt = async {
-        let tcp = TcpStream::connect(endpoint.addr)
+        let mut tcp = TcpStream::connect(target)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        if let Some(version) = pool.spec().proxy_protocol {
+            tcp.write_all(&proxy_protocol::encode_local(wire_version(version)))
+                .await
+                .map_err(|e| format!("sending the PROXY header: {e}"))?;
+        }
         let tls = match pool.upstream_tls() {
             Some(Ok(tls)) => tls,
             Some(Err(e)) => return Err(format!("backend TLS is not usable: {e}")),

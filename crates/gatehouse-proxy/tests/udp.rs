@@ -30,7 +30,8 @@ const LOCALHOST: &str = "127.0.0.1:0";
 /// A backend that answers every datagram with `NAME|payload`; it stops (closing its port)
 /// when the returned token is cancelled.
 async fn echo(name: &'static str) -> (SocketAddr, CancellationToken) {
-    let socket = UdpSocket::bind(LOCALHOST).await.unwrap();
+    // `bind_udp` for its large receive buffer: bursts from many clients must not overflow it.
+    let socket = bind_udp(LOCALHOST.parse().unwrap()).unwrap();
     let addr = socket.local_addr().unwrap();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -113,6 +114,7 @@ struct Proxy {
     state: Arc<ListenerState>,
     pool: Arc<Pool>,
     stop: CancellationToken,
+    cut: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -129,10 +131,11 @@ impl Proxy {
         let socket = bind_udp(LOCALHOST.parse().unwrap()).unwrap();
         let addr = socket.local_addr().unwrap();
         let stop = CancellationToken::new();
+        let cut = CancellationToken::new();
         let control = ConnectionControl {
             tasks: tasks.clone(),
             drain: CancellationToken::new(),
-            cut: CancellationToken::new(),
+            cut: cut.clone(),
         };
         tasks.spawn(gatehouse_proxy::udp::serve(
             socket,
@@ -145,6 +148,7 @@ impl Proxy {
             state,
             pool,
             stop,
+            cut,
             tasks,
         }
     }
@@ -193,7 +197,7 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_clients_get_exactly_their_own_replies() {
     let (a, _) = echo("a").await;
     let (b, _) = echo("b").await;
@@ -412,19 +416,74 @@ async fn a_flow_moves_when_health_checks_take_its_endpoint_down() {
 }
 
 #[tokio::test]
-async fn stop_ends_every_flow() {
+async fn stop_and_cut_end_every_flow() {
+    let logs = Logs::capture();
     let (a, _) = echo("a").await;
+    for cut in [false, true] {
+        let proxy = Proxy::start(
+            backend(&[a], Balance::RoundRobin),
+            listener(settings(5_000, 100), Access::default()),
+        );
+        for _ in 0..5 {
+            assert!(ask(&client(&proxy).await, "x").await.is_some());
+        }
+        assert_eq!(proxy.state.open_connections(), 5);
+        if cut {
+            proxy.cut.cancel();
+        } else {
+            proxy.stop.cancel();
+        }
+        eventually("every flow to end", || proxy.state.open_connections() == 0).await;
+        proxy.shut().await;
+    }
+    let closed = logs.lines("flow closed");
+    assert_eq!(closed.len(), 10);
+    assert!(
+        closed.iter().all(|l| l.contains("outcome=shutdown")),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn consistent_hash_keeps_a_client_ip_on_one_endpoint_across_flows() {
+    let (a, _) = echo("a").await;
+    let (b, _) = echo("b").await;
+    let (c, _) = echo("c").await;
+    let proxy = Proxy::start(
+        backend(&[a, b, c], Balance::ConsistentHash),
+        listener(settings(5_000, 100), Access::default()),
+    );
+    let mut seen = BTreeSet::new();
+    for _ in 0..6 {
+        seen.insert(ask(&client(&proxy).await, "x").await.unwrap().0);
+    }
+    assert_eq!(seen.len(), 1, "every client is 127.0.0.1: {seen:?}");
+    assert_eq!(proxy.state.open_connections(), 6);
+    proxy.shut().await;
+}
+
+#[tokio::test]
+async fn a_reload_changes_new_flows_only() {
+    let (a, _) = echo("a").await;
+    let (b, _) = echo("b").await;
     let proxy = Proxy::start(
         backend(&[a], Balance::RoundRobin),
         listener(settings(5_000, 100), Access::default()),
     );
-    for _ in 0..5 {
-        assert!(ask(&client(&proxy).await, "x").await.is_some());
-    }
-    assert_eq!(proxy.state.open_connections(), 5);
-    let state = Arc::clone(&proxy.state);
+    let old = client(&proxy).await;
+    assert_eq!(ask(&old, "1").await.unwrap().0, "a");
+    proxy.state.set_service(Service::Udp(Route {
+        listener: Arc::new(listener(settings(5_000, 100), Access::default())),
+        pool: Pool::new(Arc::new(backend(&[b], Balance::RoundRobin)), None),
+    }));
+    assert_eq!(
+        ask(&old, "2").await.unwrap().0,
+        "a",
+        "an open flow keeps its route"
+    );
+    let new = client(&proxy).await;
+    assert_eq!(ask(&new, "3").await.unwrap().0, "b");
     proxy.shut().await;
-    assert_eq!(state.open_connections(), 0);
 }
 
 fn udp_check(send: &[u8], expect: &[u8], port: Option<u16>) -> HealthCheck {

@@ -13,6 +13,7 @@ mod lifecycle;
 mod proxy_protocol;
 mod reload;
 mod tls;
+mod udp;
 
 use std::time::Duration;
 

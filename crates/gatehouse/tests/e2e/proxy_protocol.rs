@@ -70,8 +70,8 @@ fn backends_get_the_clients_address_in_v1_and_v2_headers_that_haproxy_reads() {
           certificates: [{{certFile: \"{}\", keyFile: \"{}\"}}]
         backend: v2
 backends:
-  - {{name: v1, proxyProtocol: v1, endpoints: [{echo}]}}
-  - {{name: v2, proxyProtocol: v2, endpoints: [{echo}]}}
+  - {{name: v1, proxyProtocol: v1, endpoints: [{echo}], healthCheck: {{protocol: HTTP, interval: 100ms, fall: 1}}}}
+  - {{name: v2, proxyProtocol: v2, endpoints: [{echo}], healthCheck: {{protocol: HTTP, interval: 100ms, fall: 1}}}}
 ",
             cert.cert_path.display(),
             cert.key_path.display()
@@ -106,6 +106,10 @@ backends:
         "{:?}",
         c.body
     );
+    // Health checks send a header too (with no addresses), or HAProxy would refuse them and
+    // the endpoints would go down.
+    let down = g.wait_for("endpoint down", 0, std::time::Duration::from_millis(500));
+    assert!(down.is_none(), "{down:?}");
 }
 
 #[test]
