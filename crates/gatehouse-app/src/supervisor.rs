@@ -104,6 +104,8 @@ impl Supervisor {
                 drain_timeout: config.drain_timeout,
                 manifests: Vec::new(),
                 dns: None,
+                vrrp: Vec::new(),
+                pools: Default::default(),
             }),
             listeners: HashMap::new(),
             pools: HashMap::new(),

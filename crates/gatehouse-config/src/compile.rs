@@ -60,6 +60,8 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
             settings: None,
             gateway_api: None,
             dns: None,
+            pools: vec![],
+            vrrp: vec![],
         }
     } else {
         serde_saphyr::from_str(&source.text).map_err(|e| fail(&source, vec![yaml_error(&e)]))?
@@ -87,6 +89,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
         diags: std::mem::take(&mut manifests.diags),
         base,
         dns_names: Vec::new(),
+        allocation: Default::default(),
     };
     let mut config = cx.config(&raw, &manifests);
     config.manifests = source
@@ -203,6 +206,8 @@ pub(crate) struct Compiler {
     pub(crate) base: PathBuf,
     /// `dnsName`s of TCP and UDP listeners, for the DNS server's automatic records.
     pub(crate) dns_names: Vec<crate::dns::DnsName>,
+    /// What the `pool:` addresses resolved to.
+    pub(crate) allocation: crate::pools::Allocation,
 }
 
 /// Where a listener came from, for error messages about it.
@@ -281,11 +286,14 @@ impl Compiler {
         let mut drafts: Vec<Draft> = Vec::new();
         let mut gateway_pos: HashMap<&str, Pos> = HashMap::new();
         let mut references: Vec<BackendRef> = Vec::new();
-        let gateways = raw
+        let gateways: Vec<(u32, &S<RawGateway>)> = raw
             .gateways
             .iter()
             .map(|g| (0, g))
-            .chain(manifests.gateways.iter().map(|(f, g)| (*f, g)));
+            .chain(manifests.gateways.iter().map(|(f, g)| (*f, g)))
+            .collect();
+        let (pools, allocation) = self.pools(raw, &gateways);
+        self.allocation = allocation;
         for (file, g) in gateways {
             let _file = InFile::new(file);
             let name = g.value.name.value.as_str();
@@ -322,6 +330,7 @@ impl Compiler {
 
         self.check_binds(&listeners, &origins);
         self.check_references(&references, &backends, &backend_pos);
+        let vrrp = self.vrrp(&raw.vrrp, &pools, &listeners, &backends);
         let dns_names = std::mem::take(&mut self.dns_names);
         let dns = raw.dns.as_ref().and_then(|d| {
             let _file = InFile::new(0);
@@ -367,6 +376,8 @@ impl Compiler {
             drain_timeout,
             manifests: Vec::new(),
             dns: dns.map(Arc::new),
+            vrrp: vrrp.into_iter().map(Arc::new).collect(),
+            pools,
         }
     }
 
@@ -394,6 +405,13 @@ impl Compiler {
         let gw = &g.value;
         let mut addresses: Vec<IpAddr> = Vec::new();
         for a in &gw.addresses {
+            if a.value.0.trim().starts_with("pool:") {
+                // Resolved (or reported) by `pools`.
+                if let Some(ip) = self.allocation.get(&gw.name.value, &a.value.0) {
+                    addresses.push(ip);
+                }
+                continue;
+            }
             match parse_listen_address(&a.value.0) {
                 Ok(ip) => addresses.push(ip),
                 Err(msg) => {
@@ -442,7 +460,14 @@ impl Compiler {
             let port = self.port(&raw.port, true);
             let max_connections = self.max_connections(&raw.max_connections);
             let idle_timeout = self.idle_timeout(&raw.idle_timeout);
+            let owner = format!("{}/{}", gw.name.value, lname);
             let ips: Vec<IpAddr> = match &raw.address {
+                Some(a) if a.value.0.trim().starts_with("pool:") => {
+                    match self.allocation.get(&owner, &a.value.0) {
+                        Some(ip) => vec![ip],
+                        None => continue,
+                    }
+                }
                 Some(a) => match parse_listen_address(&a.value.0) {
                     Ok(ip) => vec![ip],
                     Err(msg) => {

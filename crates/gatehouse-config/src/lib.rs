@@ -20,9 +20,11 @@ mod gateway_api;
 mod http_routes;
 mod model;
 mod parse;
+mod pools;
 mod routes;
 mod summary;
 mod types;
+mod vrrp;
 
 pub use compile::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Loaded, compile, load_file, load_str,

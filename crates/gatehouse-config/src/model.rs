@@ -30,6 +30,75 @@ pub struct RawConfig {
     pub gateway_api: Option<S<RawGatewayApi>>,
     #[serde(default)]
     pub dns: Option<S<RawDns>>,
+    #[serde(default)]
+    pub pools: Vec<S<RawPool>>,
+    #[serde(default)]
+    pub vrrp: Vec<S<RawVrrp>>,
+}
+
+/// An address pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPool {
+    pub name: S<String>,
+    #[serde(default)]
+    pub addresses: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub prefix: Option<S<i64>>,
+}
+
+/// A VRRP instance.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawVrrp {
+    pub name: S<String>,
+    #[serde(default)]
+    pub interface: Option<S<String>>,
+    #[serde(default)]
+    pub interface_pattern: Option<S<String>>,
+    pub vrid: S<i64>,
+    #[serde(default)]
+    pub priority: Option<S<i64>>,
+    #[serde(default)]
+    pub advert_interval: Option<S<Scalar>>,
+    #[serde(default)]
+    pub preempt: Option<S<bool>>,
+    #[serde(default)]
+    pub preempt_delay: Option<S<Scalar>>,
+    #[serde(default)]
+    pub addresses: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub unicast_peers: Vec<S<Scalar>>,
+    #[serde(default)]
+    pub checksum: Option<S<String>>,
+    #[serde(default)]
+    pub announce: Option<S<RawAnnounce>>,
+    #[serde(default)]
+    pub track: Vec<S<RawTrack>>,
+}
+
+/// Gratuitous ARP / NA settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAnnounce {
+    #[serde(default)]
+    pub count: Option<S<i64>>,
+    #[serde(default)]
+    pub interval: Option<S<Scalar>>,
+    #[serde(default)]
+    pub repeat_after: Option<S<Scalar>>,
+}
+
+/// Something an instance's priority follows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTrack {
+    #[serde(default)]
+    pub backend: Option<S<String>>,
+    #[serde(default)]
+    pub listener: Option<S<String>>,
+    #[serde(default)]
+    pub weight: Option<S<i64>>,
 }
 
 /// `dns`: the DNS server, its local zones and where other names go.

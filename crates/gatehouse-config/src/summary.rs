@@ -233,6 +233,58 @@ impl Config {
                 );
             }
         }
+        for p in self.pools.values() {
+            let ranges: Vec<String> = p
+                .ranges
+                .iter()
+                .map(|r| format!("{}-{}", r.first, r.last))
+                .collect();
+            let _ = writeln!(out, "pool {} ({}):", p.name, ranges.join(", "));
+            for (ip, owner) in &p.allocated {
+                let _ = writeln!(out, "  {ip:<24} {owner}");
+            }
+        }
+        for v in &self.vrrp {
+            let interface = match &v.interface {
+                crate::types::InterfaceMatch::Name(n) => n.clone(),
+                crate::types::InterfaceMatch::Pattern(p) => {
+                    format!("the first interface matching {p}")
+                }
+            };
+            let addresses: Vec<String> = v
+                .addresses
+                .iter()
+                .map(|(ip, p)| format!("{ip}/{p}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "vrrp {} on {interface}: VRID {}, priority {}, advert every {}{}{}",
+                v.name,
+                v.vrid,
+                v.priority,
+                format_duration(v.advert_interval),
+                if v.preempt { ", preempts" } else { "" },
+                if v.unicast_peers.is_empty() {
+                    String::new()
+                } else {
+                    let peers: Vec<String> =
+                        v.unicast_peers.iter().map(ToString::to_string).collect();
+                    format!(", unicast to {}", peers.join(", "))
+                }
+            );
+            let _ = writeln!(out, "  addresses {}", addresses.join(", "));
+            for t in &v.track {
+                let what = match &t.target {
+                    crate::types::TrackTarget::Backend(b) => format!("backend {b}"),
+                    crate::types::TrackTarget::Listener(l) => format!("listener {l}"),
+                };
+                let effect = match t.weight {
+                    Some(w) => format!("priority -{w}"),
+                    None => "gives the addresses up".to_owned(),
+                };
+                let _ = writeln!(out, "  when {what} is down: {effect}");
+            }
+        }
         if let Some(dns) = &self.dns {
             dns_summary(&mut out, dns);
         }

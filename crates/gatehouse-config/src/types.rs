@@ -23,6 +23,10 @@ pub struct Config {
     pub manifests: Vec<PathBuf>,
     /// The DNS server, when `dns` is configured.
     pub dns: Option<Arc<DnsConfig>>,
+    /// VRRP instances: the virtual addresses this node holds while it is master.
+    pub vrrp: Vec<Arc<VrrpInstance>>,
+    /// Address pools, with the addresses handed out.
+    pub pools: BTreeMap<String, AddressPool>,
 }
 
 impl Config {
@@ -929,4 +933,130 @@ pub struct ForwardZone {
     pub zone: String,
     /// Its resolvers.
     pub to: Vec<SocketAddr>,
+}
+
+/// One VRRPv3 virtual router (RFC 5798): a VRID on an interface, its virtual addresses (all
+/// of one family), and what this node's priority depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance {
+    /// Its name, for logs and status.
+    pub name: String,
+    /// The interface it runs on.
+    pub interface: InterfaceMatch,
+    /// Virtual router id, 1 to 255; the same on every node of the instance.
+    pub vrid: u8,
+    /// This node's priority when everything it tracks is healthy: 1 to 254 (255: the address
+    /// owner, which is always master while it runs).
+    pub priority: u8,
+    /// Time between advertisements (centisecond resolution, 10 ms to 40.95 s).
+    pub advert_interval: Duration,
+    /// Take over from a master with a lower priority.
+    pub preempt: bool,
+    /// Wait this long after start before preempting (so a rebooted node's proxies are ready).
+    pub preempt_delay: Duration,
+    /// The virtual addresses with their prefix lengths, one family.
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+    /// Send advertisements to these peers (unicast) instead of the multicast group.
+    pub unicast_peers: Vec<std::net::IpAddr>,
+    /// How the IPv4 advertisement checksum is computed.
+    pub checksum: VrrpChecksum,
+    /// Gratuitous ARP / unsolicited NA on becoming master.
+    pub announce: Announce,
+    /// What lowers the priority.
+    pub track: Vec<Track>,
+}
+
+/// Which interface an instance runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceMatch {
+    /// This one.
+    Name(String),
+    /// The first (by name) whose name matches this regular expression (`^eth[0-9]+`).
+    Pattern(String),
+}
+
+/// The IPv4 VRRPv3 checksum: RFC 5798 includes the IPv4 pseudo-header; some implementations
+/// (keepalived's default for IPv4 in version 3, among others) leave it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VrrpChecksum {
+    /// With the pseudo-header (RFC 5798 section 5.2.8).
+    Rfc5798,
+    /// Without it, over the VRRP message alone.
+    NoPseudoHeader,
+}
+
+/// Announcing the virtual addresses on becoming master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// Gratuitous ARPs / unsolicited neighbour advertisements sent at once, per address.
+    pub count: u32,
+    /// Time between those.
+    pub interval: Duration,
+    /// Another burst this long after becoming master (switches that missed the first);
+    /// `None`: no repeat.
+    pub repeat_after: Option<Duration>,
+}
+
+/// Something whose failure lowers an instance's priority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// What is watched.
+    pub target: TrackTarget,
+    /// How much the priority drops while it fails; `None`: the node gives the addresses up
+    /// entirely (it advertises priority 0 and will not become master).
+    pub weight: Option<u8>,
+}
+
+/// A tracked object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackTarget {
+    /// Fails when none of the backend's endpoints is up.
+    Backend(String),
+    /// Fails when every backend behind the listener has no endpoint up (or it is not
+    /// listening).
+    Listener(String),
+}
+
+/// A named pool of addresses that gateways and listeners take from (`pool:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPool {
+    /// Its name.
+    pub name: String,
+    /// Its ranges, in config order (allocation takes the lowest free address in this order).
+    pub ranges: Vec<PoolRange>,
+    /// Prefix length a VRRP instance adds the pool's addresses with (default /32 or /128).
+    pub prefix: Option<u8>,
+    /// The addresses handed out, with who has each (`GATEWAY` or `GATEWAY/LISTENER`), sorted.
+    pub allocated: Vec<(std::net::IpAddr, String)>,
+}
+
+impl AddressPool {
+    /// Whether `ip` is in one of the ranges.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// An inclusive range of addresses of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRange {
+    /// The first address.
+    pub first: std::net::IpAddr,
+    /// The last address.
+    pub last: std::net::IpAddr,
+}
+
+impl PoolRange {
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        match (self.first, self.last, ip) {
+            (std::net::IpAddr::V4(f), std::net::IpAddr::V4(l), std::net::IpAddr::V4(x)) => {
+                f <= x && x <= l
+            }
+            (std::net::IpAddr::V6(f), std::net::IpAddr::V6(l), std::net::IpAddr::V6(x)) => {
+                f <= x && x <= l
+            }
+            _ => false,
+        }
+    }
 }

@@ -817,6 +817,118 @@ const BAD: &[Bad] = &[
         related: None,
     },
     Bad {
+        what: "two clusters' pools overlap",
+        yaml: "
+            pools:
+              - {name: cluster-a, addresses: [10.0.10.0/24]}
+              - {name: cluster-b, addresses: [10.0.10.200-10.0.11.50]}
+        ",
+        at: (3, 12),
+        message: "pools `cluster-b` and `cluster-a` overlap (both hold 10.0.10.200)",
+        hint: Some("its own range"),
+        related: Some((2, 12)),
+    },
+    Bad {
+        what: "an address pinned twice",
+        yaml: "
+            pools: [{name: lan, addresses: [192.168.1.60-192.168.1.70]}]
+            gateways:
+              - {name: plex, addresses: [pool:lan/192.168.1.62], listeners: [{name: web, port: 80, backend: app}]}
+              - {name: jelly, addresses: [pool:lan/192.168.1.62], listeners: [{name: web, port: 80, backend: app}]}
+            backends: [{name: app, endpoints: [127.0.0.1:8080]}]
+        ",
+        at: (4, 31),
+        message: "192.168.1.62 is pinned twice: by `plex` and `jelly`",
+        hint: None,
+        related: Some((3, 30)),
+    },
+    Bad {
+        what: "a pinned address outside its pool",
+        yaml: "
+            pools: [{name: lan, addresses: [192.168.1.60-192.168.1.70]}]
+            gateways:
+              - {name: plex, addresses: [pool:lan/192.168.1.99], listeners: [{name: web, port: 80, backend: app}]}
+            backends: [{name: app, endpoints: [127.0.0.1:8080]}]
+        ",
+        at: (3, 30),
+        message: "192.168.1.99 is not in pool `lan`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a pool that runs out",
+        yaml: "
+            pools: [{name: lan, addresses: [192.168.1.60]}]
+            gateways:
+              - {name: a, addresses: [pool:lan], listeners: [{name: web, port: 80, backend: app}]}
+              - {name: b, addresses: [pool:lan], listeners: [{name: web, port: 80, backend: app}]}
+            backends: [{name: app, endpoints: [127.0.0.1:8080]}]
+        ",
+        at: (4, 27),
+        message: "pool `lan` has no free address left for `b`",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a VRRP instance with both families",
+        yaml: "
+            vrrp:
+              - {name: lan, interface: eth0, vrid: 51, addresses: [192.168.1.250/24, \"fd00::250/64\"]}
+        ",
+        at: (2, 12),
+        message: "VRRP instance `lan` mixes IPv4 and IPv6 addresses",
+        hint: Some("make a second instance"),
+        related: None,
+    },
+    Bad {
+        what: "a VRID out of range",
+        yaml: "
+            vrrp:
+              - {name: lan, interface: eth0, vrid: 300, addresses: [192.168.1.250/24]}
+        ",
+        at: (2, 40),
+        message: "`vrid` is 300, outside 1..=255",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "an advertisement interval finer than centiseconds",
+        yaml: "
+            vrrp:
+              - {name: lan, interface: eth0, vrid: 5, advertInterval: 15ms, addresses: [192.168.1.250/24]}
+        ",
+        at: (2, 59),
+        message: "`advertInterval` is sent in centiseconds",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "tracking a backend that does not exist",
+        yaml: "
+            vrrp:
+              - name: lan
+                interface: eth0
+                vrid: 5
+                addresses: [192.168.1.250/24]
+                track: [{backend: web, weight: 50}]
+        ",
+        at: (6, 23),
+        message: "there is no backend `web` to track",
+        hint: None,
+        related: None,
+    },
+    Bad {
+        what: "a VRRP instance without an interface",
+        yaml: "
+            vrrp:
+              - {name: lan, vrid: 5, addresses: [192.168.1.250/24]}
+        ",
+        at: (2, 12),
+        message: "VRRP instance `lan` has no `interface`",
+        hint: Some("interfacePattern"),
+        related: None,
+    },
+    Bad {
         what: "protocol in the wrong case",
         yaml: "
             gateways:
@@ -5106,5 +5218,86 @@ fn dns_zones_hold_static_records_and_the_names_listeners_serve() {
             parse_cidr("127.0.0.0/8").unwrap(),
             parse_cidr("::1").unwrap()
         ]
+    );
+}
+
+#[test]
+fn pools_hand_out_addresses_deterministically_and_vrrp_holds_them() {
+    let yaml = "
+        pools:
+          - {name: lan, addresses: [192.168.1.60-192.168.1.70], prefix: 24}
+          - {name: lab, addresses: [10.0.0.0/29]}
+        gateways:
+          - {name: plex, addresses: [pool:lan/192.168.1.62], listeners: [{name: web, port: 32400, backend: app}]}
+          - name: edge
+            addresses: [pool:lan]
+            listeners:
+              - {name: web, port: 80, backend: app}
+              - {name: dns, port: 53, protocol: UDP, backend: app, address: pool:lab}
+          - {name: alpha, addresses: [pool:lan], listeners: [{name: web, port: 80, backend: app}]}
+        backends: [{name: app, endpoints: [127.0.0.1:9000]}]
+        vrrp:
+          - name: lan
+            interfacePattern: \"^eth[0-9]+\"
+            vrid: 51
+            priority: 150
+            advertInterval: 100ms
+            addresses: [192.168.1.250/24, pool:lan]
+            track: [{backend: app, weight: 60}, {listener: edge/web}]
+        ";
+    let c = ok(yaml).config;
+    let bind = |name: &str| listener(&c, name).bind.ip().to_string();
+    // Sorted by owner: alpha, then edge; plex pinned .62; a network's own address is skipped.
+    assert_eq!(bind("alpha/web"), "192.168.1.60");
+    assert_eq!(bind("edge/web"), "192.168.1.61");
+    assert_eq!(bind("plex/web"), "192.168.1.62");
+    assert_eq!(bind("edge/dns"), "10.0.0.1");
+    // Every node computes the same: the same config twice gives the same answer.
+    assert_eq!(ok(yaml).config, c);
+    let v = &c.vrrp[0];
+    assert_eq!(v.interface, InterfaceMatch::Pattern("^eth[0-9]+".into()));
+    assert_eq!((v.vrid, v.priority), (51, 150));
+    assert_eq!(v.advert_interval, Duration::from_millis(100));
+    assert!(v.preempt);
+    let addresses: Vec<String> = v
+        .addresses
+        .iter()
+        .map(|(ip, p)| format!("{ip}/{p}"))
+        .collect();
+    assert_eq!(
+        addresses,
+        [
+            "192.168.1.60/24",
+            "192.168.1.61/24",
+            "192.168.1.62/24",
+            "192.168.1.250/24"
+        ]
+    );
+    assert_eq!(v.checksum, VrrpChecksum::Rfc5798);
+    assert_eq!(
+        v.track,
+        [
+            Track {
+                target: TrackTarget::Backend("app".into()),
+                weight: Some(60)
+            },
+            Track {
+                target: TrackTarget::Listener("edge/web".into()),
+                weight: None
+            },
+        ]
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("192.168.1.62             plex"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("vrrp lan on the first interface matching ^eth[0-9]+"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("when listener edge/web is down: gives the addresses up"),
+        "{summary}"
     );
 }
