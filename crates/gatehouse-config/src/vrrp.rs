@@ -109,12 +109,10 @@ impl Compiler {
             || !advert_interval.as_millis().is_multiple_of(10))
             && let Some(a) = &r.advert_interval
         {
-            {
-                self.error(
-                    pos(a),
-                    "`advertInterval` is sent in centiseconds: a multiple of 10ms, at most 40.95s",
-                );
-            }
+            self.error(
+                pos(a),
+                "`advertInterval` is sent in centiseconds: a multiple of 10ms, at most 40.95s",
+            );
         }
         let preempt_delay = self.duration(
             &r.preempt_delay,
