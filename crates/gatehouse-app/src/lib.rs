@@ -12,6 +12,7 @@ pub mod demo;
 mod reload;
 mod shutdown;
 mod supervisor;
+mod vips;
 
 pub use reload::{RunError, RunOptions, run};
 pub use shutdown::Signals;

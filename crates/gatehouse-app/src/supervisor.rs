@@ -5,8 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gatehouse_config::Listener;
-use gatehouse_config::{Config, ConfigDiff, ListenerKey, Protocol, Transport, diff};
+use gatehouse_config::{Config, ConfigDiff, DnsConfig, ListenerKey, Protocol, Transport, diff};
+use gatehouse_dns::Dns;
+
+use crate::vips::{Tracked, Vips};
 use gatehouse_proxy::Pool;
 use gatehouse_proxy::bind::{bind_tcp, bind_udp};
 use gatehouse_proxy::http::HttpSite;
@@ -75,6 +79,44 @@ impl Bound {
     }
 }
 
+/// The DNS server while it runs.
+struct RunningDns {
+    dns: Arc<Dns>,
+    /// The addresses it was bound for (a change rebinds).
+    listen: Vec<SocketAddr>,
+    stop: CancellationToken,
+}
+
+/// The sockets of a DNS server about to start.
+struct DnsSockets {
+    udp: Vec<tokio::net::UdpSocket>,
+    tcp: Vec<tokio::net::TcpListener>,
+    local: Vec<SocketAddr>,
+}
+
+/// Binds UDP and TCP on every `listen` address (with port 0, TCP takes UDP's port).
+fn bind_dns(config: &DnsConfig) -> Result<DnsSockets, ApplyError> {
+    let mut out = DnsSockets {
+        udp: Vec::new(),
+        tcp: Vec::new(),
+        local: Vec::new(),
+    };
+    let fail = |addr, error| ApplyError::Bind {
+        listener: "dns".to_owned(),
+        addr,
+        error,
+    };
+    for &addr in &config.listen {
+        let udp = bind_udp(addr).map_err(|e| fail(addr, e))?;
+        let local = udp.local_addr().unwrap_or(addr);
+        let tcp = bind_tcp(local).map_err(|e| fail(local, e))?;
+        out.udp.push(udp);
+        out.tcp.push(tcp);
+        out.local.push(local);
+    }
+    Ok(out)
+}
+
 struct RunningListener {
     state: Arc<ListenerState>,
     stop: CancellationToken,
@@ -91,12 +133,31 @@ pub struct Supervisor {
     /// Accept loops, health checkers, resolvers.
     background: TaskTracker,
     control: ConnectionControl,
+    dns: Option<RunningDns>,
+    /// The running pools, as the DNS server's health answers see them.
+    shared_pools: Arc<ArcSwap<HashMap<String, Arc<Pool>>>>,
+    /// The VRRP instances.
+    vips: Vips,
+    /// What VRRP tracking reads.
+    tracked: Arc<ArcSwap<Tracked>>,
 }
 
 impl Supervisor {
     /// Binds every listener of `config` and starts its pools. Fails, binding nothing, if any
     /// socket cannot be opened.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
+        let tracked = Arc::new(ArcSwap::from_pointee(Tracked {
+            config: Arc::new(Config {
+                listeners: vec![],
+                backends: Default::default(),
+                drain_timeout: config.drain_timeout,
+                manifests: Vec::new(),
+                dns: None,
+                vrrp: Vec::new(),
+                pools: Default::default(),
+            }),
+            pools: HashMap::new(),
+        }));
         let mut sup = Supervisor {
             config: Arc::new(Config {
                 listeners: vec![],
@@ -115,6 +176,10 @@ impl Supervisor {
                 drain: CancellationToken::new(),
                 cut: CancellationToken::new(),
             },
+            dns: None,
+            shared_pools: Arc::new(ArcSwap::from_pointee(HashMap::new())),
+            vips: Vips::new(Arc::clone(&tracked)),
+            tracked,
         };
         sup.apply(config).await?;
         Ok(sup)
@@ -192,6 +257,11 @@ impl Supervisor {
             }
         }
 
+        let dns_sockets = match &new.dns {
+            Some(d) if self.dns.as_ref().is_none_or(|r| r.listen != d.listen) => Some(bind_dns(d)?),
+            _ => None,
+        };
+
         // 3. Commit: nothing below can fail.
         for (key, group) in &sockets {
             if let Some(running) = self.listeners.get(key) {
@@ -265,16 +335,70 @@ impl Supervisor {
         for pool in &fresh {
             pool.start(&self.background);
         }
+        self.shared_pools.store(Arc::new(pools.clone()));
         self.pools = pools;
-        self.config = Arc::new(new);
+        self.apply_dns(new.dns.clone(), dns_sockets);
+        let new = Arc::new(new);
+        self.tracked.store(Arc::new(Tracked {
+            config: Arc::clone(&new),
+            pools: self.pools.clone(),
+        }));
+        self.vips.apply(&new.vrrp).await;
+        self.config = new;
         Ok(changes)
+    }
+
+    /// Starts, updates or stops the DNS server for `config` (`sockets`: freshly bound ones,
+    /// when its addresses changed).
+    fn apply_dns(&mut self, config: Option<Arc<DnsConfig>>, sockets: Option<DnsSockets>) {
+        let Some(config) = config else {
+            if let Some(old) = self.dns.take() {
+                old.stop.cancel();
+                tracing::info!("DNS server stopped");
+            }
+            return;
+        };
+        let Some(sockets) = sockets else {
+            if let Some(running) = &self.dns {
+                running.dns.update(config);
+            }
+            return;
+        };
+        if let Some(old) = self.dns.take() {
+            old.stop.cancel();
+        }
+        let pools = Arc::clone(&self.shared_pools);
+        let health: gatehouse_dns::Health = Arc::new(move |backend: &str| {
+            pools
+                .load()
+                .get(backend)
+                .is_some_and(|p| p.endpoints().iter().any(|e| e.is_up()))
+        });
+        for local in &sockets.local {
+            tracing::info!(listener = %"dns", address = %local, protocol = %"DNS", zones = config.zones.len(), "listening");
+        }
+        let dns = Dns::new(Arc::clone(&config), health);
+        let stop = CancellationToken::new();
+        self.background
+            .spawn(Arc::clone(&dns).serve(sockets.udp, sockets.tcp, stop.clone()));
+        self.dns = Some(RunningDns {
+            dns,
+            listen: config.listen.clone(),
+            stop,
+        });
     }
 
     /// Stops accepting, waits up to the drain timeout for open connections, cuts the rest.
     /// Returns how many connections were cut.
-    pub async fn shutdown(self) -> usize {
+    pub async fn shutdown(mut self) -> usize {
+        // The virtual addresses go first: a backup takes them over at once, while this node
+        // drains what it has.
+        self.vips.stop().await;
         for running in self.listeners.values() {
             running.stop.cancel();
+        }
+        if let Some(dns) = &self.dns {
+            dns.stop.cancel();
         }
         // Kept-alive HTTP connections finish their request in flight and close.
         self.control.drain.cancel();

@@ -1,0 +1,277 @@
+//! The running VRRP instances and the tracking that sets their priority: a tracked backend
+//! with no endpoint up (or a listener whose backends all have none) lowers its instance's
+//! priority by the track's weight, or to 0 (hand the addresses over) when it has no weight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use gatehouse_config::{Config, TrackTarget, VrrpInstance};
+use gatehouse_proxy::Pool;
+use gatehouse_vrrp::instance::{InstanceHandle, spawn};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How often tracked objects are looked at. Health checks change state at their own
+/// interval; this only bounds how late the priority follows.
+const TRACK_EVERY: Duration = Duration::from_millis(100);
+
+/// How long a stop waits for the instances' clean hand-over (priority 0, addresses removed).
+const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
+
+/// What tracking reads: the running config and pools.
+pub(crate) struct Tracked {
+    pub(crate) config: Arc<Config>,
+    pub(crate) pools: HashMap<String, Arc<Pool>>,
+}
+
+struct Running {
+    config: Arc<VrrpInstance>,
+    handle: InstanceHandle,
+    priority: watch::Sender<u8>,
+    stop: CancellationToken,
+    /// Tracks failing at the last look, to log changes once.
+    failing: Vec<String>,
+}
+
+/// The VRRP side of the supervisor.
+pub(crate) struct Vips {
+    running: Arc<std::sync::Mutex<HashMap<String, Running>>>,
+    tracked: Arc<ArcSwap<Tracked>>,
+    tracker: Option<CancellationToken>,
+}
+
+impl Vips {
+    pub(crate) fn new(tracked: Arc<ArcSwap<Tracked>>) -> Vips {
+        Vips {
+            running: Arc::default(),
+            tracked,
+            tracker: None,
+        }
+    }
+
+    /// Starts new and changed instances, stops removed and changed ones (changed ones hand
+    /// over cleanly first), leaves unchanged ones running.
+    pub(crate) async fn apply(&mut self, instances: &[Arc<VrrpInstance>]) {
+        let mut stopping = Vec::new();
+        if let Ok(mut running) = self.running.lock() {
+            let names: Vec<String> = running.keys().cloned().collect();
+            for name in names {
+                let keep = instances
+                    .iter()
+                    .any(|i| i.name == name && running.get(&name).is_some_and(|r| r.config == *i));
+                if !keep && let Some(r) = running.remove(&name) {
+                    r.stop.cancel();
+                    stopping.push(r.handle);
+                }
+            }
+        }
+        for handle in stopping {
+            let _ = tokio::time::timeout(HAND_OVER_WAIT, handle.join()).await;
+        }
+        let tracked = self.tracked.load_full();
+        if let Ok(mut running) = self.running.lock() {
+            for inst in instances {
+                if running.contains_key(&inst.name) {
+                    continue;
+                }
+                let (priority, failing) = effective_priority(inst, |t| fails(&tracked, t));
+                let (tx, rx) = watch::channel(priority);
+                let stop = CancellationToken::new();
+                let handle = spawn(Arc::clone(inst), rx, stop.clone());
+                running.insert(
+                    inst.name.clone(),
+                    Running {
+                        config: Arc::clone(inst),
+                        handle,
+                        priority: tx,
+                        stop,
+                        failing,
+                    },
+                );
+            }
+        }
+        if self.tracker.is_none() && !instances.is_empty() {
+            let stop = CancellationToken::new();
+            tokio::spawn(track(
+                Arc::clone(&self.running),
+                Arc::clone(&self.tracked),
+                stop.clone(),
+            ));
+            self.tracker = Some(stop);
+        }
+    }
+
+    /// Hands every address over (priority 0, addresses removed) and waits for it, so that a
+    /// backup takes over at once while this node drains its connections.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            t.cancel();
+        }
+        let handles: Vec<InstanceHandle> = match self.running.lock() {
+            Ok(mut running) => running
+                .drain()
+                .map(|(_, r)| {
+                    r.stop.cancel();
+                    r.handle
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for handle in handles {
+            let _ = tokio::time::timeout(HAND_OVER_WAIT, handle.join()).await;
+        }
+    }
+}
+
+/// Recomputes every instance's priority every [`TRACK_EVERY`] until `stop`.
+async fn track(
+    running: Arc<std::sync::Mutex<HashMap<String, Running>>>,
+    tracked: Arc<ArcSwap<Tracked>>,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(TRACK_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let state = tracked.load();
+        let Ok(mut running) = running.lock() else {
+            return;
+        };
+        for r in running.values_mut() {
+            let (priority, failing) = effective_priority(&r.config, |t| fails(&state, t));
+            if failing != r.failing {
+                tracing::info!(
+                    instance = %r.config.name,
+                    priority,
+                    failing = %if failing.is_empty() { "none".to_owned() } else { failing.join(", ") },
+                    "tracking changed the priority"
+                );
+                r.failing = failing;
+            }
+            r.priority.send_if_modified(|p| {
+                let changed = *p != priority;
+                *p = priority;
+                changed
+            });
+        }
+    }
+}
+
+/// Whether a tracked object fails now.
+fn fails(tracked: &Tracked, target: &TrackTarget) -> bool {
+    let down = |backend: &str| {
+        tracked
+            .pools
+            .get(backend)
+            .is_none_or(|p| !p.endpoints().iter().any(|e| e.is_up()))
+    };
+    match target {
+        TrackTarget::Backend(b) => down(b),
+        TrackTarget::Listener(name) => {
+            let backends: Vec<&str> = tracked
+                .config
+                .listeners
+                .iter()
+                .filter(|l| l.name == *name)
+                .flat_map(|l| l.backends())
+                .collect();
+            backends.is_empty() || backends.iter().all(|b| down(b))
+        }
+    }
+}
+
+/// The priority `inst` runs with while the tracks `failing` says fail, and a description of
+/// those (`backend web-pool (-50)`). A failing track without a weight gives 0.
+pub(crate) fn effective_priority(
+    inst: &VrrpInstance,
+    failing: impl Fn(&TrackTarget) -> bool,
+) -> (u8, Vec<String>) {
+    let mut priority = i32::from(inst.priority);
+    let mut give_up = false;
+    let mut reasons = Vec::new();
+    for t in &inst.track {
+        if !failing(&t.target) {
+            continue;
+        }
+        let what = match &t.target {
+            TrackTarget::Backend(b) => format!("backend {b}"),
+            TrackTarget::Listener(l) => format!("listener {l}"),
+        };
+        match t.weight {
+            Some(w) => {
+                priority -= i32::from(w);
+                reasons.push(format!("{what} (-{w})"));
+            }
+            None => {
+                give_up = true;
+                reasons.push(format!("{what} (gives up)"));
+            }
+        }
+    }
+    let priority = if give_up {
+        0
+    } else {
+        priority.clamp(1, 255) as u8
+    };
+    (priority, reasons)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use gatehouse_config::{Announce, InterfaceMatch, Track, VrrpChecksum};
+
+    fn instance(priority: u8, track: Vec<Track>) -> VrrpInstance {
+        VrrpInstance {
+            name: "lan".into(),
+            interface: InterfaceMatch::Name("eth0".into()),
+            vrid: 51,
+            priority,
+            advert_interval: Duration::from_millis(200),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            addresses: vec![("192.0.2.100".parse().unwrap(), 24)],
+            unicast_peers: vec![],
+            checksum: VrrpChecksum::Rfc5798,
+            announce: Announce {
+                count: 1,
+                interval: Duration::from_millis(10),
+                repeat_after: None,
+            },
+            track,
+        }
+    }
+
+    #[test]
+    fn failing_tracks_lower_the_priority_or_give_the_addresses_up() {
+        let backend = |b: &str, weight| Track {
+            target: TrackTarget::Backend(b.into()),
+            weight,
+        };
+        let inst = instance(
+            150,
+            vec![backend("web", Some(60)), backend("api", Some(100))],
+        );
+        let none = |_: &TrackTarget| false;
+        assert_eq!(effective_priority(&inst, none), (150, vec![]));
+        let web = |t: &TrackTarget| *t == TrackTarget::Backend("web".into());
+        assert_eq!(
+            effective_priority(&inst, web),
+            (90, vec!["backend web (-60)".into()])
+        );
+        // Never below 1: a node with every track failing still backs the others up.
+        let all = |_: &TrackTarget| true;
+        assert_eq!(effective_priority(&inst, all).0, 1);
+        let inst = instance(150, vec![backend("web", Some(60)), backend("db", None)]);
+        let db = |t: &TrackTarget| *t == TrackTarget::Backend("db".into());
+        assert_eq!(
+            effective_priority(&inst, db),
+            (0, vec!["backend db (gives up)".into()])
+        );
+    }
+}
