@@ -5,6 +5,7 @@
 mod balancing;
 mod cli;
 mod demo;
+mod dns;
 mod examples;
 mod health;
 mod http;
