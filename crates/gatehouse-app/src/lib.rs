@@ -17,3 +17,4 @@ mod vips;
 pub use reload::{RunError, RunOptions, run};
 pub use shutdown::Signals;
 pub use supervisor::{ApplyError, Supervisor};
+pub use vips::interface_report;

@@ -161,6 +161,40 @@ async fn track(
     }
 }
 
+/// Which interface each instance would run on on this node, one line each, for `check`.
+pub fn interface_report(config: &Config) -> String {
+    use gatehouse_config::InterfaceMatch;
+    let mut out = String::new();
+    for v in &config.vrrp {
+        let found = gatehouse_vrrp::net::interfaces(&v.interface);
+        let line = match (&v.interface, found) {
+            (_, Ok(list)) if !list.is_empty() => {
+                let up = match gatehouse_vrrp::net::link_up(&list[0]) {
+                    Ok(true) => "up",
+                    Ok(false) => "down",
+                    Err(_) => "state unknown",
+                };
+                format!(
+                    "vrrp {}: on this node, interface {} ({up})",
+                    v.name, list[0]
+                )
+            }
+            (InterfaceMatch::Name(n), _) => {
+                format!("vrrp {}: WARNING: this node has no interface {n}", v.name)
+            }
+            (InterfaceMatch::Pattern(p), _) => {
+                format!(
+                    "vrrp {}: WARNING: no interface of this node matches {p}",
+                    v.name
+                )
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Whether a tracked object fails now.
 fn fails(tracked: &Tracked, target: &TrackTarget) -> bool {
     let down = |backend: &str| {

@@ -107,6 +107,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprint!("{}", w.render(&loaded.warnings.source));
             }
             print!("{}", loaded.config.summary());
+            print!("{}", gatehouse_app::interface_report(&loaded.config));
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
