@@ -146,28 +146,13 @@ impl Supervisor {
     /// Binds every listener of `config` and starts its pools. Fails, binding nothing, if any
     /// socket cannot be opened.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
+        let empty = Arc::new(Config::empty(config.drain_timeout));
         let tracked = Arc::new(ArcSwap::from_pointee(Tracked {
-            config: Arc::new(Config {
-                listeners: vec![],
-                backends: Default::default(),
-                drain_timeout: config.drain_timeout,
-                manifests: Vec::new(),
-                dns: None,
-                vrrp: Vec::new(),
-                pools: Default::default(),
-            }),
+            config: Arc::clone(&empty),
             pools: HashMap::new(),
         }));
         let mut sup = Supervisor {
-            config: Arc::new(Config {
-                listeners: vec![],
-                backends: Default::default(),
-                drain_timeout: config.drain_timeout,
-                manifests: Vec::new(),
-                dns: None,
-                vrrp: Vec::new(),
-                pools: Default::default(),
-            }),
+            config: empty,
             listeners: HashMap::new(),
             pools: HashMap::new(),
             background: TaskTracker::new(),

@@ -30,6 +30,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// A config that serves nothing (what runs before the first one is applied).
+    pub fn empty(drain_timeout: Duration) -> Config {
+        Config {
+            listeners: Vec::new(),
+            backends: BTreeMap::new(),
+            drain_timeout,
+            manifests: Vec::new(),
+            dns: None,
+            vrrp: Vec::new(),
+            pools: BTreeMap::new(),
+        }
+    }
+
     /// Every file the config names besides itself (certificates, keys, CA bundles, Gateway
     /// API manifests): a change to any of them is a change of config.
     pub fn files(&self) -> Vec<PathBuf> {

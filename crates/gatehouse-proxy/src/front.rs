@@ -74,12 +74,17 @@ impl Front {
         self.checking.is_none() && self.at >= self.pending.len()
     }
 
+    /// Reads through the front matter: the check of the first bytes, then the bytes held,
+    /// then `inner` directly (the only branch left once both are done).
     fn poll_read<R: AsyncRead + Unpin>(
         &mut self,
         inner: &mut R,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.is_done() {
+            return Pin::new(inner).poll_read(cx, buf);
+        }
         while let Some(who) = &self.checking {
             // Read at most the 12 bytes a signature takes, and hold them until it is clear.
             let mut chunk = [0u8; 12];
@@ -177,9 +182,6 @@ impl AsyncRead for ClientStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.front.is_done() {
-            return Pin::new(&mut this.tcp).poll_read(cx, buf);
-        }
         this.front.poll_read(&mut this.tcp, cx, buf)
     }
 }
@@ -227,9 +229,6 @@ impl AsyncRead for FrontRead<'_> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.front.is_done() {
-            return Pin::new(&mut this.tcp).poll_read(cx, buf);
-        }
         this.front.poll_read(&mut this.tcp, cx, buf)
     }
 }

@@ -2,8 +2,8 @@
 //! connection's own bytes, saying which client the connection is really from.
 //!
 //! [`parse`] reads a header at the start of a buffer, [`read_header`] reads one off a stream
-//! with a deadline, and [`Prefixed`] continues that stream with whatever was read past the
-//! header. [`encode`] and [`encode_local`] build headers to send to backends.
+//! with a deadline (`front::ClientStream` then serves whatever was read past the header
+//! first). [`encode`] and [`encode_local`] build headers to send to backends.
 //!
 //! A header is only to be believed from a trusted peer: anyone else could claim any address.
 //! [`signature`] lets a listener spot (and refuse) one from anyone else.
@@ -11,13 +11,11 @@
 //! Spec: <https://www.haproxy.org/download/2.8/doc/proxy-protocol.txt>.
 
 use std::fmt;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Most bytes a header may take; bigger ones are refused (v1 is at most 107 by the spec).
 pub const MAX_HEADER: usize = 4096;
@@ -484,7 +482,7 @@ impl std::error::Error for ReadError {
 /// Reads a header from `stream`, giving up after `timeout`.
 ///
 /// Reads in chunks, so it may read past the header: those bytes are returned with it and the
-/// caller must treat them as the first bytes of the stream (see [`Prefixed`]).
+/// caller must treat them as the first bytes of the stream.
 pub async fn read_header<R: AsyncRead + Unpin>(
     stream: &mut R,
     timeout: Duration,
@@ -516,91 +514,9 @@ async fn read_until_parsed<R: AsyncRead + Unpin>(
     }
 }
 
-/// A stream that yields `prefix` before the bytes of `inner`, and writes straight to `inner`:
-/// it continues a stream after [`read_header`] read past the header.
-#[derive(Debug)]
-pub struct Prefixed<S> {
-    prefix: Vec<u8>,
-    /// How much of `prefix` has been read.
-    read: usize,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    /// Wraps `inner` so that reads yield `prefix` first.
-    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Prefixed {
-            prefix,
-            read: 0,
-            inner,
-        }
-    }
-
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped stream, mutably (reading from it directly skips what is left of the prefix).
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let rest = this.prefix.get(this.read..).unwrap_or_default();
-        if rest.is_empty() {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
-        let n = rest.len().min(buf.remaining());
-        buf.put_slice(&rest[..n]);
-        this.read += n;
-        if this.read == this.prefix.len() {
-            this.prefix = Vec::new(); // free it: the connection may live for hours
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+    use tokio::io::{AsyncWriteExt, duplex};
 
     use super::*;
 
@@ -913,24 +829,5 @@ mod tests {
         let mut stream = &b"SSH-2.0-OpenSSH_9.6\r\n"[..];
         let err = read(&mut stream, 5.0).await.unwrap_err();
         assert_eq!(err.to_string(), "not a PROXY protocol header");
-    }
-
-    #[tokio::test]
-    async fn prefixed_yields_prefix_then_stream_and_writes_through() {
-        let (mut client, server) = duplex(1024);
-        let mut stream = Prefixed::new(b"hello ".to_vec(), server);
-        client.write_all(b"world").await.unwrap();
-        let mut first = [0; 4];
-        stream.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"hell");
-        let mut rest = [0; 7];
-        stream.read_exact(&mut rest).await.unwrap();
-        assert_eq!(&rest, b"o world");
-
-        stream.write_all(b"reply").await.unwrap();
-        stream.shutdown().await.unwrap();
-        let mut reply = Vec::new();
-        client.read_to_end(&mut reply).await.unwrap();
-        assert_eq!(reply, b"reply");
     }
 }
