@@ -988,8 +988,8 @@ pub enum InterfaceMatch {
     Pattern(String),
 }
 
-/// The IPv4 VRRPv3 checksum: RFC 5798 includes the IPv4 pseudo-header; some implementations
-/// (keepalived's default for IPv4 in version 3, among others) leave it out.
+/// The IPv4 VRRPv3 checksum: RFC 5798 includes the IPv4 pseudo-header (keepalived does, by
+/// default); RFC 9568, which replaces it, leaves it out for IPv4, and so do some peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VrrpChecksum {
     /// With the pseudo-header (RFC 5798 section 5.2.8).

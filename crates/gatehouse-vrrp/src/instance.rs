@@ -5,7 +5,7 @@
 //!
 //! 1. **Interface.** The first interface [`net::interfaces`] matches. None: Fault, retried
 //!    every second (logged once).
-//! 2. **Link.** While [`net::link_up`] says down: Fault, checked every advert interval.
+//! 2. **Link.** While [`net::link_up`] says down: Fault, checked as often as in 4.
 //! 3. **Socket.** [`VrrpSocket::open`]; failing (no address on the interface yet, say): Fault,
 //!    retried every second.
 //! 4. **Running** (Init, then Backup or Master): adverts received are checked (TTL 255, VRID,
@@ -40,9 +40,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use gatehouse_config::VrrpInstance;
+use gatehouse_config::{VrrpChecksum, VrrpInstance};
 use tokio::sync::watch;
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::{AbortHandle, JoinError, JoinHandle};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -158,6 +158,12 @@ impl InstanceHandle {
         self.task.abort();
     }
 
+    /// A handle that can [`abort`](InstanceHandle::abort) the task while something else
+    /// [`join`](InstanceHandle::join)s it.
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.task.abort_handle()
+    }
+
     /// Whether the task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -166,8 +172,11 @@ impl InstanceHandle {
 
 /// Starts running `config` with the effective priority from `priority` (the caller lowers it
 /// as tracked objects fail; 0: hand the addresses over and never take them) until `stop` is
-/// cancelled. Must be called from a Tokio runtime with I/O and time enabled; the network calls
-/// act in the network namespace of the thread the task runs on.
+/// cancelled. The network calls act in the network namespace of the thread the task runs on.
+///
+/// # Panics
+///
+/// Outside a Tokio runtime (like `tokio::spawn`); the runtime needs I/O and time enabled.
 pub fn spawn(
     config: Arc<VrrpInstance>,
     priority: watch::Receiver<u8>,
@@ -203,7 +212,7 @@ pub fn spawn(
         status: status_tx,
         state: InstanceState::Init,
         warned: HashSet::new(),
-        send_failing: false,
+        send_failing: HashSet::new(),
     };
     InstanceHandle {
         status: status_rx,
@@ -259,7 +268,8 @@ struct Runner {
     state: InstanceState,
     /// Things logged once.
     warned: HashSet<String>,
-    send_failing: bool,
+    /// Destinations whose last send failed (logged at WARN once per streak).
+    send_failing: HashSet<IpAddr>,
 }
 
 impl Runner {
@@ -267,11 +277,12 @@ impl Runner {
         &self.config.name
     }
 
-    /// Logs a state change and publishes it.
+    /// Logs a state change (or a new reason for a fault) and publishes it.
     fn enter(&mut self, state: InstanceState, reason: &str, master: Option<IpAddr>) {
         let old = self.state;
         self.state = state;
-        if old != state {
+        let new_fault = state == InstanceState::Fault && self.status.borrow().reason != reason;
+        if old != state || new_fault {
             tracing::info!(
                 instance = %self.config.name,
                 from = %old,
@@ -578,11 +589,25 @@ impl Runner {
             Err(e) => {
                 self.count(|c| c.invalid += 1);
                 let key = format!("decode {}", error_kind(&e));
-                let hint = match e {
-                    PacketError::Checksum {
-                        other_mode_matches: true,
-                        ..
-                    } => " (set this instance's checksum mode to match the peer's)",
+                let hint = match (&e, self.config.checksum) {
+                    (
+                        PacketError::Checksum {
+                            other_mode_matches: true,
+                            ..
+                        },
+                        VrrpChecksum::Rfc5798,
+                    ) => {
+                        "; the peer leaves the IPv4 pseudo-header out: set `checksum: noPseudoHeader` on this instance"
+                    }
+                    (
+                        PacketError::Checksum {
+                            other_mode_matches: true,
+                            ..
+                        },
+                        VrrpChecksum::NoPseudoHeader,
+                    ) => {
+                        "; the peer includes the IPv4 pseudo-header (keepalived does): set `checksum: rfc5798` on this instance"
+                    }
                     _ => "",
                 };
                 self.warn_once(
@@ -716,20 +741,24 @@ impl Runner {
             match timeout(SEND_TIMEOUT, socket.send(&message)).await {
                 Ok(Ok(())) => {
                     self.count(|c| c.sent += 1);
-                    self.send_failing = false;
+                    if self.send_failing.remove(destination) {
+                        tracing::info!(instance = %self.config.name, "sending adverts to {destination} works again");
+                    }
                 }
-                Ok(Err(e)) => self.send_failed(e.to_string()),
-                Err(_) => self.send_failed(format!("sending an advert to {destination} timed out")),
+                Ok(Err(e)) => self.send_failed(*destination, e.to_string()),
+                Err(_) => self.send_failed(
+                    *destination,
+                    format!("sending an advert to {destination} timed out"),
+                ),
             }
         }
     }
 
-    fn send_failed(&mut self, error: String) {
-        if self.send_failing {
-            tracing::debug!(instance = %self.config.name, "{error}");
-        } else {
+    fn send_failed(&mut self, destination: IpAddr, error: String) {
+        if self.send_failing.insert(destination) {
             tracing::warn!(instance = %self.config.name, "{error}");
-            self.send_failing = true;
+        } else {
+            tracing::debug!(instance = %self.config.name, "{error}");
         }
     }
 
@@ -830,7 +859,7 @@ mod tests {
             status: handle_status.0,
             state: InstanceState::Init,
             warned: HashSet::new(),
-            send_failing: false,
+            send_failing: HashSet::new(),
         }
     }
 

@@ -22,10 +22,12 @@
 //! RFC 8200's for IPv6 (source, destination, 32-bit length, next header 112) and the classic
 //! 12 bytes for IPv4 (source, destination, zero, protocol 112, 16-bit length).
 //!
-//! For IPv4 implementations disagree, because RFC 5798 points at the IPv6 pseudo-header only:
-//! keepalived (every 2.x, including Debian's 2.2.7) includes the IPv4 pseudo-header, Cisco
-//! and others leave it out, and RFC 9568 (which obsoletes RFC 5798) says to leave it out.
-//! [`VrrpChecksum`] chooses; IPv6 always uses the pseudo-header.
+//! For IPv4 implementations disagree, because RFC 5798 only points at the IPv6 pseudo-header.
+//! keepalived includes the IPv4 pseudo-header (its default; 2.2.7, Debian's, has no option to
+//! leave it out, later versions have `v3_checksum_as_v2`): checked against its adverts in
+//! `tests/vrrp.rs`. FRR includes it too unless told not to; Cisco and RFC 9568 (which
+//! obsoletes RFC 5798) use the message alone. [`VrrpChecksum`] chooses; IPv6 always uses the
+//! pseudo-header.
 //!
 //! Decoding is strict: an IPv4 packet is accepted only if its checksum is right in the
 //! configured mode. When it would be right in the other mode, the error says so
@@ -174,7 +176,7 @@ impl fmt::Display for PacketError {
                 if *other_mode_matches {
                     f.write_str(
                         " (it is right in the other IPv4 mode: the peer computes the checksum \
-                         with/without the pseudo-header differently; see `checksum`)",
+                         the other way, with or without the pseudo-header)",
                     )?;
                 }
                 Ok(())

@@ -2,14 +2,13 @@
 //! (the caller passes `now`), no sockets, no timers (it asks for them).
 //!
 //! ```text
-//!            Startup, priority 255                 Startup
-//!   Init ─────────────────────────► Master ◄─┐  Init ────────► Backup
-//!                                    │  ▲     │                 │  ▲
-//!      higher priority advert, or    │  │     │ Master_Down     │  │
-//!      equal from a higher address,  │  │     └─ timer fires ───┘  │
-//!      or own priority drops to 0    └──┼────────────────────────► │
-//!                                       │                          │
-//!   Shutdown (either): Init; a master first sends priority 0.
+//! Init   --Startup, priority 255------------------------------------------> Master
+//! Init   --Startup----------------------------------------------------------> Backup
+//! Backup --Master_Down_Timer fires (Master_Down_Interval, or Skew_Time after
+//!          the master sent priority 0)-------------------------------------> Master
+//! Master --advert with a higher priority, or ours from a higher address,
+//!          or our own priority drops to 0-----------------------------------> Backup
+//! either --Shutdown (a master first sends priority 0)------------------------> Init
 //! ```
 //!
 //! The timers of the RFC:
@@ -170,7 +169,7 @@ impl fmt::Display for Reason {
                 write!(f, "equal priority {priority} from higher address {from}")
             }
             Self::PriorityZero => f.write_str("own priority dropped to 0 (handing over)"),
-            Self::Shutdown => f.write_str("shutdown"),
+            Self::Shutdown => f.write_str("stopped"),
         }
     }
 }
