@@ -122,7 +122,8 @@ pub async fn demo(port: u16, tls_port: u16) -> Result<(), RunError> {
         .replace("{RED_PORT}", &format!("{red_port:<5}"));
     let loaded = load_str("<demo>", &text).map_err(RunError::Config)?;
     log_warnings(&loaded);
-    let supervisor = Supervisor::start(loaded.config)
+    // No `admin` in the demo's config: its telemetry is not read.
+    let supervisor = Supervisor::start(loaded.config, std::sync::Arc::new(crate::Telemetry::new()))
         .await
         .map_err(RunError::Apply)?;
     let addrs = supervisor.local_addrs();

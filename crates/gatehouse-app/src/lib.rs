@@ -7,14 +7,22 @@
 //!   directory is watched, so editors' atomic renames and Kubernetes ConfigMap symlink swaps
 //!   are seen), drain on SIGTERM/SIGINT.
 //! - [`demo`] is `gatehouse demo`: the same, on an embedded config with built-in backends.
+//! - [`admin`] is the admin endpoint (health, readiness, metrics, status, the status page,
+//!   the access stream) the supervisor runs when the config has `admin`, and the clients of
+//!   `gatehouse status` and `gatehouse observe`; [`Telemetry`] holds what it reports besides
+//!   live state, fed by the binary's tracing layer.
 
+pub mod admin;
 pub mod demo;
 mod reload;
 mod shutdown;
 mod supervisor;
+pub mod telemetry;
+pub mod trace;
 mod vips;
 
 pub use reload::{RunError, RunOptions, run};
 pub use shutdown::Signals;
 pub use supervisor::{ApplyError, Supervisor};
+pub use telemetry::Telemetry;
 pub use vips::interface_report;

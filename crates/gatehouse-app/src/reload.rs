@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_config::{Config, ConfigDiff, Diagnostics, Loaded, load_file};
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::shutdown::{Request, Signals};
 use crate::supervisor::{ApplyError, Supervisor};
+use crate::telemetry::Telemetry;
 
 /// How long file events are gathered before the file is read again: an editor's save is
 /// several events (write temp file, rename, chmod), a ConfigMap swap two renames.
@@ -22,6 +24,9 @@ pub struct RunOptions {
     pub config: PathBuf,
     /// Watch the file and reload when it changes (SIGHUP always reloads).
     pub watch: bool,
+    /// What the admin endpoint reports besides live state (the binary's tracing layer feeds
+    /// it; reload outcomes are recorded here).
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Why `gatehouse run` stopped with an error.
@@ -60,9 +65,10 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         .map_err(|e| RunError::Setup(format!("cannot install signal handlers: {e}")))?;
     let loaded = load_file(&options.config).map_err(RunError::Config)?;
     log_warnings(&loaded);
-    let mut supervisor = Supervisor::start(loaded.config)
+    let mut supervisor = Supervisor::start(loaded.config, Arc::clone(&options.telemetry))
         .await
         .map_err(RunError::Apply)?;
+    options.telemetry.config_loaded(&options.config);
 
     // Watch before saying we run: a change made right after startup must not be missed.
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
@@ -87,7 +93,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         tokio::select! {
             request = signals.next() => match request {
                 Request::Reload => {
-                    reload(&mut supervisor, &options.config, Trigger::Signal).await;
+                    reload(&mut supervisor, &options, Trigger::Signal).await;
                     last_error = None;
                 }
                 Request::Stop(name) => break name,
@@ -95,7 +101,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             Some(()) = changes.recv() => {
                 tokio::time::sleep(SETTLE).await;
                 while changes.try_recv().is_ok() {}
-                let error = reload(&mut supervisor, &options.config, Trigger::Files(&last_error)).await;
+                let error = reload(&mut supervisor, &options, Trigger::Files(&last_error)).await;
                 last_error = error;
             }
         }
@@ -135,7 +141,12 @@ enum Trigger<'a> {
 
 /// Reads, validates and applies the config again (with the files it names); on any error the
 /// running config stays. Returns the error, if any.
-async fn reload(supervisor: &mut Supervisor, path: &Path, trigger: Trigger<'_>) -> Option<String> {
+async fn reload(
+    supervisor: &mut Supervisor,
+    options: &RunOptions,
+    trigger: Trigger<'_>,
+) -> Option<String> {
+    let path: &Path = &options.config;
     let why = match trigger {
         Trigger::Signal => "SIGHUP",
         Trigger::Files(_) => "file changed",
@@ -150,6 +161,7 @@ async fn reload(supervisor: &mut Supervisor, path: &Path, trigger: Trigger<'_>) 
             match supervisor.apply(loaded.config).await {
                 Ok(changes) => {
                     log_applied(why, &changes);
+                    options.telemetry.reload_done(why, Ok(()));
                     return None;
                 }
                 Err(e) => e.to_string(),
@@ -164,6 +176,7 @@ async fn reload(supervisor: &mut Supervisor, path: &Path, trigger: Trigger<'_>) 
             )
         }
     };
+    options.telemetry.reload_done(why, Err(&error));
     if !matches!(trigger, Trigger::Files(Some(last)) if *last == error) {
         tracing::error!(
             trigger = why,

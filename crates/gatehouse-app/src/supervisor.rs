@@ -10,6 +10,8 @@ use gatehouse_config::Listener;
 use gatehouse_config::{Config, ConfigDiff, DnsConfig, ListenerKey, Protocol, Transport, diff};
 use gatehouse_dns::Dns;
 
+use crate::admin::{AdminShared, DnsView, SocketView, View};
+use crate::telemetry::Telemetry;
 use crate::vips::{Tracked, Vips};
 use gatehouse_proxy::Pool;
 use gatehouse_proxy::bind::{bind_tcp, bind_udp};
@@ -84,6 +86,8 @@ struct RunningDns {
     dns: Arc<Dns>,
     /// The addresses it was bound for (a change rebinds).
     listen: Vec<SocketAddr>,
+    /// The addresses bound (the real ports when the config says 0).
+    local: Vec<SocketAddr>,
     stop: CancellationToken,
 }
 
@@ -140,17 +144,40 @@ pub struct Supervisor {
     vips: Vips,
     /// What VRRP tracking reads.
     tracked: Arc<ArcSwap<Tracked>>,
+    /// What the admin endpoint reads (kept up to date even while it does not run).
+    admin_shared: Arc<AdminShared>,
+    /// The admin endpoint while it runs.
+    admin: Option<RunningAdmin>,
+}
+
+/// The admin endpoint while it runs.
+struct RunningAdmin {
+    /// The configured address (a change rebinds).
+    listen: SocketAddr,
+    stop: CancellationToken,
 }
 
 impl Supervisor {
     /// Binds every listener of `config` and starts its pools. Fails, binding nothing, if any
-    /// socket cannot be opened.
-    pub async fn start(config: Config) -> Result<Self, ApplyError> {
+    /// socket cannot be opened. `telemetry` is what the admin endpoint (if configured) reports
+    /// besides live state.
+    pub async fn start(config: Config, telemetry: Arc<Telemetry>) -> Result<Self, ApplyError> {
         let empty = Arc::new(Config::empty(config.drain_timeout));
         let tracked = Arc::new(ArcSwap::from_pointee(Tracked {
             config: Arc::clone(&empty),
             pools: HashMap::new(),
         }));
+        let vips = Vips::new(Arc::clone(&tracked));
+        let admin_shared = Arc::new(AdminShared::new(
+            View {
+                config: Arc::clone(&empty),
+                sockets: Vec::new(),
+                pools: HashMap::new(),
+                dns: None,
+            },
+            vips.statuses(),
+            telemetry,
+        ));
         let mut sup = Supervisor {
             config: empty,
             listeners: HashMap::new(),
@@ -163,8 +190,10 @@ impl Supervisor {
             },
             dns: None,
             shared_pools: Arc::new(ArcSwap::from_pointee(HashMap::new())),
-            vips: Vips::new(Arc::clone(&tracked)),
+            vips,
             tracked,
+            admin_shared,
+            admin: None,
         };
         sup.apply(config).await?;
         Ok(sup)
@@ -244,6 +273,16 @@ impl Supervisor {
 
         let dns_sockets = match &new.dns {
             Some(d) if self.dns.as_ref().is_none_or(|r| r.listen != d.listen) => Some(bind_dns(d)?),
+            _ => None,
+        };
+        let admin_socket = match &new.admin {
+            Some(a) if self.admin.as_ref().is_none_or(|r| r.listen != a.listen) => {
+                Some(bind_tcp(a.listen).map_err(|error| ApplyError::Bind {
+                    listener: "admin".to_owned(),
+                    addr: a.listen,
+                    error,
+                })?)
+            }
             _ => None,
         };
 
@@ -329,8 +368,62 @@ impl Supervisor {
             pools: self.pools.clone(),
         }));
         self.vips.apply(&new.vrrp).await;
+        self.admin_shared.view.store(Arc::new(self.view(&new)));
+        self.apply_admin(new.admin.as_ref().map(|a| a.listen), admin_socket);
+        self.admin_shared.set_ready();
         self.config = new;
         Ok(changes)
+    }
+
+    /// What the admin endpoint shows for `config` (which is being committed).
+    fn view(&self, config: &Arc<Config>) -> View {
+        View {
+            config: Arc::clone(config),
+            sockets: self
+                .listeners
+                .iter()
+                .map(|(key, l)| SocketView {
+                    key: key.clone(),
+                    local: l.local,
+                    state: Arc::clone(&l.state),
+                })
+                .collect(),
+            pools: self.pools.clone(),
+            dns: self.dns.as_ref().map(|d| DnsView {
+                local: d.local.clone(),
+                dns: Arc::clone(&d.dns),
+            }),
+        }
+    }
+
+    /// Starts, moves (`socket`: freshly bound, when its address changed) or stops the admin
+    /// endpoint. A token change needs nothing here: the endpoint reads it from the view.
+    fn apply_admin(&mut self, listen: Option<SocketAddr>, socket: Option<tokio::net::TcpListener>) {
+        // Counting costs the proxy's threads a little per access event: only while someone
+        // can read the counts.
+        self.admin_shared.telemetry.set_enabled(listen.is_some());
+        let Some(listen) = listen else {
+            if let Some(old) = self.admin.take() {
+                old.stop.cancel();
+                tracing::info!("admin endpoint stopped");
+            }
+            return;
+        };
+        let Some(socket) = socket else {
+            return;
+        };
+        if let Some(old) = self.admin.take() {
+            old.stop.cancel();
+        }
+        let local = socket.local_addr().unwrap_or(listen);
+        tracing::info!(listener = %"admin", address = %local, protocol = %"HTTP", "listening");
+        let stop = CancellationToken::new();
+        self.background.spawn(crate::admin::serve(
+            socket,
+            Arc::clone(&self.admin_shared),
+            stop.clone(),
+        ));
+        self.admin = Some(RunningAdmin { listen, stop });
     }
 
     /// Starts, updates or stops the DNS server for `config` (`sockets`: freshly bound ones,
@@ -369,6 +462,7 @@ impl Supervisor {
         self.dns = Some(RunningDns {
             dns,
             listen: config.listen.clone(),
+            local: sockets.local,
             stop,
         });
     }
@@ -376,6 +470,8 @@ impl Supervisor {
     /// Stops accepting, waits up to the drain timeout for open connections, cuts the rest.
     /// Returns how many connections were cut.
     pub async fn shutdown(mut self) -> usize {
+        // Load balancers asking /readyz stop sending here first.
+        self.admin_shared.set_draining();
         // The virtual addresses go first: a backup takes them over at once, while this node
         // drains what it has.
         self.vips.stop().await;
@@ -415,6 +511,10 @@ impl Supervisor {
         } else {
             0
         };
+        // The admin endpoint answered (503 on /readyz) during the drain; now it goes too.
+        if let Some(admin) = self.admin.take() {
+            admin.stop.cancel();
+        }
         self.background.close();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.background.wait()).await;
         cut

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use gatehouse_config::{Config, TrackTarget, VrrpInstance};
 use gatehouse_proxy::Pool;
-use gatehouse_vrrp::instance::{InstanceHandle, spawn};
+use gatehouse_vrrp::instance::{InstanceHandle, Status, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +103,11 @@ impl Vips {
         }
     }
 
+    /// A reader of the instances' status, for the admin endpoint.
+    pub(crate) fn statuses(&self) -> VipStatuses {
+        VipStatuses(Arc::clone(&self.running))
+    }
+
     /// Hands every address over (priority 0, addresses removed) and waits for it, so that a
     /// backup takes over at once while this node drains its connections.
     pub(crate) async fn stop(&mut self) {
@@ -122,6 +127,25 @@ impl Vips {
         for handle in handles {
             let _ = tokio::time::timeout(HAND_OVER_WAIT, handle.join()).await;
         }
+    }
+}
+
+/// Reads the running instances' status without going through the supervisor.
+#[derive(Clone)]
+pub(crate) struct VipStatuses(Arc<std::sync::Mutex<HashMap<String, Running>>>);
+
+impl VipStatuses {
+    /// Each running instance's config and status, by name.
+    pub(crate) fn read(&self) -> Vec<(Arc<VrrpInstance>, Status)> {
+        let mut out: Vec<(Arc<VrrpInstance>, Status)> = match self.0.lock() {
+            Ok(running) => running
+                .values()
+                .map(|r| (Arc::clone(&r.config), r.handle.status().borrow().clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
     }
 }
 

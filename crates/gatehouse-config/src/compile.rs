@@ -62,6 +62,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
             dns: None,
             pools: vec![],
             vrrp: vec![],
+            admin: None,
         }
     } else {
         serde_saphyr::from_str(&source.text).map_err(|e| fail(&source, vec![yaml_error(&e)]))?
@@ -329,6 +330,18 @@ impl Compiler {
         }
 
         self.check_binds(&listeners, &origins);
+        // A backend that VRRP tracks is used (a VIP that follows the local API server).
+        for v in &raw.vrrp {
+            for t in &v.value.track {
+                if let Some(b) = &t.value.backend {
+                    references.push(BackendRef {
+                        owner: format!("VRRP instance `{}`", v.value.name.value),
+                        backend: b.value.as_str(),
+                        pos: pos(b),
+                    });
+                }
+            }
+        }
         self.check_references(&references, &backends, &backend_pos);
         let vrrp = self.vrrp(&raw.vrrp, &pools, &listeners, &backends);
         let dns_names = std::mem::take(&mut self.dns_names);
@@ -342,6 +355,10 @@ impl Compiler {
             self.warn(first.pos, "`dnsName` is set but there is no `dns` section")
                 .hint("add `dns:` with a zone that holds the name, or remove `dnsName`");
         }
+        let admin = raw.admin.as_ref().and_then(|a| {
+            let _file = InFile::new(0);
+            self.admin(a, &listeners, &origins)
+        });
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
 
         let drain_timeout = raw
@@ -356,7 +373,8 @@ impl Compiler {
                 )
             })
             .unwrap_or(Duration::from_secs(30));
-        if listeners.is_empty() && self.diags.is_empty() {
+        if listeners.is_empty() && raw.dns.is_none() && raw.vrrp.is_empty() && self.diags.is_empty()
+        {
             self.warn(
                 Pos {
                     line: 1,
@@ -378,6 +396,7 @@ impl Compiler {
             dns: dns.map(Arc::new),
             vrrp: vrrp.into_iter().map(Arc::new).collect(),
             pools,
+            admin,
         }
     }
 
@@ -1141,7 +1160,7 @@ impl Compiler {
             if !references.iter().any(|r| r.backend == name) {
                 self.warn(
                     *at,
-                    format!("backend `{name}` is not used by any listener or route"),
+                    format!("backend `{name}` is not used by any listener, route or VRRP track"),
                 );
             }
         }

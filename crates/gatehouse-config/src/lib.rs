@@ -11,6 +11,7 @@
 //! finds, each naming the file, line and column, what is wrong and, where we can tell, how to
 //! fix it. The hot path never sees YAML types: it gets a [`Config`].
 
+mod admin;
 mod clients;
 mod compile;
 mod diag;

@@ -34,6 +34,34 @@ pub struct RawConfig {
     pub pools: Vec<S<RawPool>>,
     #[serde(default)]
     pub vrrp: Vec<S<RawVrrp>>,
+    /// Present (even empty: `admin:` or `admin: {}`) turns the admin endpoint on.
+    #[serde(default, deserialize_with = "present")]
+    pub admin: Option<S<RawAdmin>>,
+}
+
+/// `admin`: the HTTP endpoint for health, readiness, metrics and status.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAdmin {
+    #[serde(default)]
+    pub listen: Option<S<Scalar>>,
+    #[serde(default)]
+    pub token: Option<S<String>>,
+}
+
+/// A section that means something when present even with nothing under it: `admin:` (null)
+/// is read as `admin: {}`. Only called when the key is there.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<S<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let s: S<Option<T>> = Spanned::deserialize(deserializer)?;
+    Ok(Some(Spanned::new(
+        s.value.unwrap_or_default(),
+        s.referenced,
+        s.defined,
+    )))
 }
 
 /// An address pool.

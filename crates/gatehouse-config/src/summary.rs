@@ -288,6 +288,18 @@ impl Config {
         if let Some(dns) = &self.dns {
             dns_summary(&mut out, dns);
         }
+        if let Some(admin) = &self.admin {
+            let _ = writeln!(
+                out,
+                "admin on http://{}: /healthz /readyz /metrics /status /observe and the status page{}",
+                admin.listen,
+                if admin.token.is_some() {
+                    "; a bearer token is required (not for /healthz)"
+                } else {
+                    ""
+                }
+            );
+        }
         out
     }
 }
@@ -301,10 +313,11 @@ fn dns_summary(out: &mut String, dns: &crate::types::DnsConfig) {
     for z in &dns.zones {
         let _ = writeln!(
             out,
-            "  zone {:<19} ttl {}s, {} records, NS {}",
+            "  zone {:<19} ttl {}s, {} record{}, NS {}",
             z.name,
             z.ttl,
             z.records.len(),
+            if z.records.len() == 1 { "" } else { "s" },
             z.ns.join(", ")
         );
         for r in &z.records {
@@ -323,6 +336,9 @@ fn dns_summary(out: &mut String, dns: &crate::types::DnsConfig) {
             };
             let source = match &r.source {
                 RecordSource::Static => String::new(),
+                RecordSource::Auto { listener, backends } if backends.is_empty() => {
+                    format!(" (auto: {listener}, always given: no backend behind it)")
+                }
                 RecordSource::Auto { listener, backends } => {
                     format!(
                         " (auto: {listener}, healthy if {} is up)",
@@ -353,6 +369,13 @@ fn dns_summary(out: &mut String, dns: &crate::types::DnsConfig) {
             allow.join(", "),
             dns.cache_size
         );
+    }
+}
+
+impl HttpRule {
+    /// The rule on one line, as `check` prints it (`PathPrefix /api -> app (w1)`).
+    pub fn describe(&self) -> String {
+        rule_line(self)
     }
 }
 

@@ -27,6 +27,34 @@ pub struct Config {
     pub vrrp: Vec<Arc<VrrpInstance>>,
     /// Address pools, with the addresses handed out.
     pub pools: BTreeMap<String, AddressPool>,
+    /// The admin endpoint, when `admin` is configured.
+    pub admin: Option<AdminConfig>,
+}
+
+/// Where the admin endpoint (health, readiness, metrics, status, the status page and the
+/// access stream) listens, and the bearer token it asks for.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Address and port (port 0: any free port, reported in the `listening` line).
+    pub listen: SocketAddr,
+    /// When set, every path but `/healthz` needs `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+}
+
+impl AdminConfig {
+    /// The default address: loopback only.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9100);
+}
+
+/// The token stays out of debug output (and so out of any log that prints a config).
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Config {
@@ -40,6 +68,7 @@ impl Config {
             dns: None,
             vrrp: Vec::new(),
             pools: BTreeMap::new(),
+            admin: None,
         }
     }
 

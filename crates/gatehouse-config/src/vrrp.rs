@@ -241,11 +241,8 @@ impl Compiler {
             };
             let target = match (&t.value.backend, &t.value.listener) {
                 (Some(b), None) => {
+                    // An unknown name is reported with the other backend references.
                     if !backends.contains_key(&b.value) {
-                        self.error(
-                            pos(b),
-                            format!("there is no backend `{}` to track", b.value),
-                        );
                         continue;
                     }
                     TrackTarget::Backend(b.value.clone())

@@ -913,7 +913,7 @@ const BAD: &[Bad] = &[
                 track: [{backend: web, weight: 50}]
         ",
         at: (6, 23),
-        message: "there is no backend `web` to track",
+        message: "VRRP instance `lan` refers to backend `web`, which is not defined",
         hint: None,
         related: None,
     },
@@ -2747,6 +2747,69 @@ const BAD: &[Bad] = &[
         hint: Some("no line breaks"),
         related: None,
     },
+    // --- admin ---
+    Bad {
+        what: "an admin endpoint beyond loopback without a token",
+        yaml: "
+            admin:
+              listen: 0.0.0.0:9100
+        ",
+        at: (2, 11),
+        message: "would show every backend and client to anyone who can reach it",
+        hint: Some("set `token`"),
+        related: None,
+    },
+    Bad {
+        what: "an admin listen address without the address",
+        yaml: "
+            admin: {listen: 9100}
+        ",
+        at: (1, 17),
+        message: "`9100` is not an address and port",
+        hint: Some("`127.0.0.1:9100`"),
+        related: None,
+    },
+    Bad {
+        what: "an admin token with a space",
+        yaml: "
+            admin:
+              listen: 127.0.0.1:9100
+              token: \"not a token\"
+        ",
+        at: (3, 10),
+        message: "`token` must be visible ASCII characters",
+        hint: Some("openssl rand -hex 32"),
+        related: None,
+    },
+    Bad {
+        what: "the admin endpoint on a listener's port",
+        yaml: "
+            gateways:
+              - name: edge
+                addresses: [127.0.0.1]
+                listeners:
+                  - {name: web, port: 9100, backend: app}
+            backends:
+              - {name: app, endpoints: [127.0.0.1:8080]}
+            admin: {}
+        ",
+        at: (8, 8),
+        message: "the admin endpoint and listener `edge/web` both listen on 127.0.0.1:9100",
+        hint: Some("a port of its own"),
+        related: Some((5, 27)),
+    },
+    Bad {
+        what: "unknown key in admin",
+        yaml: "
+            admin:
+              listen: 127.0.0.1:9100
+              tokn: abc
+        ",
+        at: (3, 3),
+        message: "unknown key `tokn`",
+        hint: Some("did you mean `token`?"),
+        related: None,
+    },
 ];
 
 #[test]
@@ -3817,9 +3880,15 @@ fn every_example_compiles() {
         "examples/gatehouse.yaml exists: {files:?}"
     );
     for path in files {
-        match load_file(&path) {
-            Ok(loaded) => assert!(!loaded.config.listeners.is_empty(), "{}", path.display()),
-            Err(d) => panic!("{} does not compile:\n{d}", path.display()),
+        // `NAME.refused.yaml` shows an error `check` gives: it must not compile.
+        let refused = path.to_string_lossy().ends_with(".refused.yaml");
+        match (load_file(&path), refused) {
+            (Ok(loaded), false) => {
+                assert!(!loaded.config.listeners.is_empty(), "{}", path.display())
+            }
+            (Err(d), false) => panic!("{} does not compile:\n{d}", path.display()),
+            (Ok(_), true) => panic!("{} compiles but is meant to be refused", path.display()),
+            (Err(d), true) => assert!(d.has_errors(), "{}", path.display()),
         }
     }
 }
@@ -4139,7 +4208,7 @@ fn tls_warnings() {
         "TLS listener `edge/empty` has no routes and no `backend`: it closes every connection",
         "route `wiki` serves no name on `edge/git`",
         "backend certificates will not be verified",
-        "backend `secure` is not used by any listener or route",
+        "backend `secure` is not used by any listener, route or VRRP track",
     ] {
         assert!(
             warnings.iter().any(|w| w.contains(expected)),
@@ -4855,7 +4924,7 @@ fn backends_named_only_by_backend_refs_are_used() {
         .collect();
     assert_eq!(
         warnings,
-        ["backend `spare` is not used by any listener or route"]
+        ["backend `spare` is not used by any listener, route or VRRP track"]
     );
 }
 
@@ -5299,5 +5368,52 @@ fn pools_hand_out_addresses_deterministically_and_vrrp_holds_them() {
     assert!(
         summary.contains("when listener edge/web is down: gives the addresses up"),
         "{summary}"
+    );
+}
+
+#[test]
+fn admin_is_off_unless_present_and_loopback_by_default() {
+    let base = "forwards:\n  - {name: app, listen: 127.0.0.1:8081, to: 127.0.0.1:8080}\n";
+    let off = ok(base);
+    assert!(off.config.admin.is_none(), "no `admin`: no admin endpoint");
+    for present in ["admin:\n", "admin: {}\n"] {
+        let on = ok(&format!("{base}{present}"));
+        let admin = on.config.admin.as_ref().unwrap();
+        assert_eq!(admin.listen, addr("127.0.0.1:9100"), "{present}");
+        assert_eq!(admin.token, None);
+    }
+    let token = "0123456789abcdef0123456789abcdef";
+    let wide = ok(&format!(
+        "{base}admin: {{listen: \"0.0.0.0:9100\", token: {token}}}\n"
+    ));
+    let admin = wide.config.admin.as_ref().unwrap();
+    assert_eq!(admin.listen, addr("0.0.0.0:9100"));
+    assert_eq!(admin.token.as_deref(), Some(token));
+    assert!(
+        !format!("{:?}", wide.config).contains(token),
+        "the token stays out of debug output"
+    );
+    assert!(
+        wide.config
+            .summary()
+            .contains("admin on http://0.0.0.0:9100"),
+        "{}",
+        wide.config.summary()
+    );
+    // Port 0 (tests) and IPv6 loopback need no token; a short token is a warning.
+    assert_eq!(
+        ok(&format!("{base}admin: {{listen: \"[::1]:0\"}}\n"))
+            .config
+            .admin
+            .unwrap()
+            .listen,
+        addr("[::1]:0")
+    );
+    let short = ok(&format!("{base}admin: {{token: abc}}\n"));
+    assert_eq!(short.warnings.items.len(), 1, "{}", short.warnings.render());
+    assert!(
+        short.warnings.items[0]
+            .message
+            .contains("short enough to guess")
     );
 }

@@ -46,6 +46,7 @@
 
 mod answer;
 mod forward;
+pub mod stats;
 mod zones;
 
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +89,7 @@ pub struct Dns {
     state: ArcSwap<State>,
     cache: Cache,
     health: Health,
+    stats: stats::Stats,
 }
 
 /// One compiled config.
@@ -125,7 +127,14 @@ impl Dns {
             cache: Cache::new(config.cache_size),
             state: ArcSwap::from_pointee(State::new(config)),
             health,
+            stats: stats::Stats::default(),
         })
+    }
+
+    /// Answers sent by question type and response code, and queries dropped, since this
+    /// server started (counted by [`Dns::serve`]'s loops, not by [`Dns::answer_local`]).
+    pub fn stats(&self) -> &stats::Stats {
+        &self.stats
     }
 
     /// A reload: new zones, records and forwarders answer from now on; the cache is kept if
@@ -244,9 +253,11 @@ impl Dns {
             let Some(packet) = buf.get(..n) else {
                 continue;
             };
+            let kind = stats::type_index(packet);
             match self.respond(packet, client.ip(), Transport::Udp) {
-                Outcome::Drop => {}
+                Outcome::Drop => self.stats.dropped(),
                 Outcome::Reply(bytes) => {
+                    self.stats.answered(kind, &bytes);
                     if let Err(error) = socket.send_to(&bytes, client).await {
                         debug!(%client, %error, "DNS UDP send failed");
                     }
@@ -254,6 +265,7 @@ impl Dns {
                 Outcome::Forward(pending) => {
                     let Ok(permit) = Arc::clone(&forwards).try_acquire_owned() else {
                         debug!(%client, "too many DNS queries waiting for upstreams; dropped");
+                        self.stats.dropped();
                         continue;
                     };
                     let dns = Arc::clone(&self);
@@ -265,6 +277,7 @@ impl Dns {
                             bytes = dns.forward(pending) => bytes,
                             () = stop.cancelled() => return,
                         };
+                        dns.stats.answered(kind, &bytes);
                         if let Err(error) = socket.send_to(&bytes, client).await {
                             debug!(%client, %error, "DNS UDP send failed");
                         }
@@ -330,12 +343,20 @@ impl Dns {
             ) {
                 return;
             }
+            let kind = stats::type_index(&buf);
             let bytes = match self.respond(&buf, client.ip(), Transport::Tcp) {
-                Outcome::Drop if buf.len() < 12 => return,
-                Outcome::Drop => continue,
+                Outcome::Drop if buf.len() < 12 => {
+                    self.stats.dropped();
+                    return;
+                }
+                Outcome::Drop => {
+                    self.stats.dropped();
+                    continue;
+                }
                 Outcome::Reply(bytes) => bytes,
                 Outcome::Forward(pending) => self.forward(pending).await,
             };
+            self.stats.answered(kind, &bytes);
             let Ok(len) = u16::try_from(bytes.len()) else {
                 continue;
             };

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use gatehouse_config::{Backend, Balance, Target};
@@ -34,6 +34,8 @@ pub struct Endpoint {
     active: AtomicUsize,
     /// Rise/fall bookkeeping of the active checks.
     pub(crate) counter: Mutex<HealthCounter>,
+    /// When `up` last changed, or the endpoint was added (ms since the Unix epoch).
+    health_changed: AtomicU64,
 }
 
 impl Endpoint {
@@ -47,6 +49,7 @@ impl Endpoint {
             connect_failures: AtomicU32::new(0),
             active: AtomicUsize::new(0),
             counter: Mutex::new(HealthCounter::new_up()),
+            health_changed: AtomicU64::new(unix_ms()),
         }
     }
 
@@ -56,7 +59,15 @@ impl Endpoint {
     }
 
     pub(crate) fn set_up(&self, up: bool) {
-        self.up.store(up, Relaxed);
+        if self.up.swap(up, Relaxed) != up {
+            self.health_changed.store(unix_ms(), Relaxed);
+        }
+    }
+
+    /// When its health (up or down) last changed; for an endpoint that never changed, when it
+    /// was added (at start, or by the reload or resolution that brought it).
+    pub fn health_changed_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.health_changed.load(Relaxed))
     }
 
     /// Whether passive ejection is taking it out right now.
@@ -98,12 +109,21 @@ impl Endpoint {
     /// Copies health from the endpoint it replaces (same address, across a reload).
     fn inherit(&self, old: &Endpoint) {
         self.up.store(old.up.load(Relaxed), Relaxed);
+        self.health_changed
+            .store(old.health_changed.load(Relaxed), Relaxed);
         self.ejected_until
             .store(old.ejected_until.load(Relaxed), Relaxed);
         if let (Ok(mut new), Ok(old)) = (self.counter.lock(), old.counter.lock()) {
             *new = old.clone();
         }
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Counts a connection against its endpoint for as long as it lives.
@@ -479,5 +499,23 @@ mod tests {
         assert_eq!(eps[0].addr.port(), 2);
         assert!(!eps[0].is_up(), "127.0.0.1:2 was down before the reload");
         assert!(eps[1].is_up());
+        assert_eq!(
+            eps[0].health_changed_at(),
+            pool.endpoints()[1].health_changed_at(),
+            "the time of the last change is inherited too"
+        );
+    }
+
+    #[test]
+    fn a_health_change_is_timestamped() {
+        let pool = Pool::new(spec(Balance::RoundRobin, &[("127.0.0.1:1", 1)]), None);
+        let ep = &pool.endpoints()[0];
+        let added = ep.health_changed_at();
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(5));
+        ep.set_up(true);
+        assert_eq!(ep.health_changed_at(), added, "no change, no new time");
+        ep.set_up(false);
+        assert!(ep.health_changed_at() > added);
     }
 }

@@ -14,17 +14,24 @@
 //!
 //! - [`Haproxy`] runs the real HAProxy as a peer (a PROXY protocol sender or receiver).
 //!
+//! - [`Netns`] and [`Lan`] are hosts in network namespaces on one bridged LAN with no route
+//!   out (root only), for the binary on several nodes ([`Gatehouse::start_in`]): [`Prober`]
+//!   records who answers a client there every 10 ms, [`PyBackend`] is a tiny backend inside a
+//!   namespace, [`Keepalived`] the real keepalived as a VRRP peer.
+//!
 //! Everything is blocking std code with timeouts: a hung test fails, it does not hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod backend;
 mod client;
+mod netns;
 mod peers;
 mod process;
 mod tls;
 
 pub use backend::Backend;
 pub use client::{ask, ask_from, connect, connect_from, open, read_line};
+pub use netns::{Keepalived, Lan, LanHost, Netns, Prober, PyBackend, Sample};
 pub use peers::{Haproxy, free_port};
 pub use process::{Gatehouse, TempDir, field};
 pub use tls::{

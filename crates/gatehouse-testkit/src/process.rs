@@ -89,6 +89,26 @@ impl Gatehouse {
         Gatehouse::spawn_in(bin, dir, config, extra)
     }
 
+    /// Like [`Gatehouse::start`], inside network namespace `netns`: `ip netns exec NETNS bin
+    /// run -c FILE` (which replaces itself with the binary: [`Gatehouse::pid`] and the signals
+    /// reach the binary itself).
+    pub fn start_in(netns: &str, bin: &str, yaml: &str) -> Gatehouse {
+        let dir = TempDir::new();
+        let config = dir.path().join("gatehouse.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let mut g = Gatehouse::launch(Some(netns), bin, dir, config, &[]);
+        if g.wait_for("gatehouse is running", 0, Duration::from_secs(20))
+            .is_none()
+        {
+            let status = g.wait_exit(Duration::from_secs(1));
+            panic!(
+                "gatehouse did not start in {netns} (exit: {status:?}); log:\n{}",
+                g.logs()
+            );
+        }
+        g
+    }
+
     /// Runs the binary on an existing config file (a symlink, say), waiting until it serves.
     pub fn run_file(bin: &str, config: &Path) -> Gatehouse {
         let g = Gatehouse::spawn_in(bin, TempDir::new(), config.to_path_buf(), &[]);
@@ -102,7 +122,25 @@ impl Gatehouse {
     }
 
     fn spawn_in(bin: &str, dir: TempDir, config: PathBuf, extra: &[&str]) -> Gatehouse {
-        let mut child = Command::new(bin)
+        Gatehouse::launch(None, bin, dir, config, extra)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        bin: &str,
+        dir: TempDir,
+        config: PathBuf,
+        extra: &[&str],
+    ) -> Gatehouse {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("run")
             .arg("-c")
             .arg(&config)
@@ -235,6 +273,12 @@ impl Gatehouse {
             .status()
             .unwrap();
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGKILL, as a crash (nothing handed over), and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for the process to exit.

@@ -686,6 +686,13 @@ impl Runner {
                 Action::SetAdvertTimer(d) => timers.advert = Some(now + d),
                 Action::CancelMasterDownTimer => timers.master_down = None,
                 Action::CancelAdvertTimer => timers.advert = None,
+                Action::Reannounce => {
+                    tracing::info!(
+                        instance = %self.config.name,
+                        "another node advertised as master with a lower priority: announcing the addresses again"
+                    );
+                    timers.announce = self.announce_schedule(Instant::now());
+                }
             }
         }
     }

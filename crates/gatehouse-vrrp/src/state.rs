@@ -117,6 +117,9 @@ pub enum Action {
     CancelMasterDownTimer,
     /// Stop the advert timer.
     CancelAdvertTimer,
+    /// Announce the addresses again (gratuitous ARP / unsolicited NA): another node believed
+    /// it was master (a healed partition), so clients may still point at it.
+    Reannounce,
 }
 
 /// Why a state changed, for logs and status.
@@ -342,11 +345,13 @@ impl Machine {
                 },
             ) => {
                 if priority == 0 {
+                    // The sender held the addresses until now: clients may point at it.
                     return vec![
                         Action::SendAdvert {
                             priority: self.priority,
                         },
                         Action::SetAdvertTimer(self.params.advert_interval),
+                        Action::Reannounce,
                     ];
                 }
                 let reason = if priority > self.priority {
@@ -360,13 +365,28 @@ impl Machine {
                         from: source,
                     }
                 } else {
-                    return Vec::new();
+                    // The RFC discards it. But a node that advertises is a node that thinks it
+                    // is master: the two of us were cut off from each other, and clients may
+                    // have followed it. Assert ourselves now (it yields on our advert) and
+                    // announce again, as keepalived does.
+                    return vec![
+                        Action::SendAdvert {
+                            priority: self.priority,
+                        },
+                        Action::SetAdvertTimer(self.params.advert_interval),
+                        Action::Reannounce,
+                    ];
                 };
                 self.state = State::Backup;
                 self.master = Some(source);
                 self.resigned = None;
                 self.master_adver_interval = max_advert_interval;
+                // A last advert with priority 0 says we resign, as a clean stop does: the new
+                // master then announces the addresses again, so clients that followed us (a
+                // healed partition) come back at once. (RFC 5798 sends nothing here; the new
+                // master may not hear any advert of ours otherwise.)
                 vec![
+                    Action::SendAdvert { priority: 0 },
                     Action::CancelAdvertTimer,
                     Action::BecomeBackup(reason),
                     Action::SetMasterDownTimer(self.master_down_interval()),

@@ -291,7 +291,11 @@ fn rfc_5798_section_6_4_transitions() {
             start: Start::Master,
             at: SEC,
             event: advert(0, "192.0.2.2", SEC),
-            actions: vec![SendAdvert { priority: 100 }, SetAdvertTimer(SEC)],
+            actions: vec![
+                SendAdvert { priority: 100 },
+                SetAdvertTimer(SEC),
+                Action::Reannounce,
+            ],
             state: State::Master,
         },
         Row {
@@ -301,6 +305,7 @@ fn rfc_5798_section_6_4_transitions() {
             at: SEC,
             event: advert(150, "192.0.2.2", two),
             actions: vec![
+                SendAdvert { priority: 0 },
                 CancelAdvertTimer,
                 BecomeBackup(Reason::HigherPriority {
                     priority: 150,
@@ -317,6 +322,7 @@ fn rfc_5798_section_6_4_transitions() {
             at: SEC,
             event: advert(100, "192.0.2.200", SEC),
             actions: vec![
+                SendAdvert { priority: 0 },
                 CancelAdvertTimer,
                 BecomeBackup(Reason::HigherAddress {
                     priority: 100,
@@ -327,21 +333,29 @@ fn rfc_5798_section_6_4_transitions() {
             state: State::Backup,
         },
         Row {
-            name: "master: equal priority from a lower address is discarded",
+            name: "master: equal priority from a lower address: assert ourselves, announce again",
             params: p100.clone(),
             start: Start::Master,
             at: SEC,
             event: advert(100, "192.0.2.2", SEC),
-            actions: vec![],
+            actions: vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SetAdvertTimer(SEC),
+                Action::Reannounce,
+            ],
             state: State::Master,
         },
         Row {
-            name: "master: lower priority is discarded",
+            name: "master: lower priority (a healed partition): assert ourselves, announce again",
             params: p100.clone(),
             start: Start::Master,
             at: SEC,
             event: advert(50, "192.0.2.200", SEC),
-            actions: vec![],
+            actions: vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SetAdvertTimer(SEC),
+                Action::Reannounce,
+            ],
             state: State::Master,
         },
         Row {
@@ -510,6 +524,7 @@ impl Link {
                 Action::SetAdvertTimer(d) => node.advert_at = Some(self.now + d),
                 Action::CancelMasterDownTimer => node.down_at = None,
                 Action::CancelAdvertTimer => node.advert_at = None,
+                Action::Reannounce => {}
             }
         }
         let source = self.nodes[i].addr;

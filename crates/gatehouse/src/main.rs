@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use gatehouse_app::{RunError, RunOptions};
 
+mod inspect;
 mod logging;
+mod metrics;
 
 /// Exit code for an invalid config or a config that cannot be put in place.
 const EXIT_CONFIG: u8 = 1;
@@ -67,6 +69,71 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         tls_port: u16,
     },
+    /// Explain step by step how a request would travel: DNS, address, listener, TLS, route,
+    /// backend, verdict. Exit 0 when it would get through, 1 when not, 2 on a bad config.
+    Trace {
+        /// `https://host/path?query`, `http://...`, `tcp://host:port`, `udp://host:port` or
+        /// `host:port`.
+        #[arg(value_name = "TARGET")]
+        target: gatehouse_app::trace::Target,
+        /// The config file (offline: worked out from the file).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The client's address (access lists, consistent hashing).
+        #[arg(long, value_name = "IP")]
+        from: Option<std::net::IpAddr>,
+        /// HTTP method (default GET).
+        #[arg(long, value_name = "METHOD")]
+        method: Option<String>,
+        /// An HTTP request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
+        /// Also probe endpoints that are not on loopback (a TCP connect to each).
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Ask a running instance (its admin endpoint): who holds each VIP, listeners, routes,
+    /// every backend endpoint with its health and last change. Exit 1 if nothing answers.
+    Status {
+        /// The admin endpoint (`admin.listen` of the config).
+        #[arg(long, value_name = "URL", default_value = gatehouse_app::admin::client::DEFAULT_URL)]
+        admin: gatehouse_app::admin::client::AdminUrl,
+        /// Its bearer token (`admin.token`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "GATEHOUSE_ADMIN_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+    },
+    /// Stream a running instance's access records (connections, requests, UDP flows,
+    /// refusals), one line each, until Ctrl-C.
+    Observe {
+        /// The admin endpoint (`admin.listen` of the config).
+        #[arg(long, value_name = "URL", default_value = gatehouse_app::admin::client::DEFAULT_URL)]
+        admin: gatehouse_app::admin::client::AdminUrl,
+        /// Its bearer token (`admin.token`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "GATEHOUSE_ADMIN_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        /// Only this listener (`gateway/listener`).
+        #[arg(long, value_name = "NAME")]
+        listener: Option<String>,
+        /// Only this route.
+        #[arg(long, value_name = "NAME")]
+        route: Option<String>,
+        /// Only this client address.
+        #[arg(long, value_name = "IP")]
+        client: Option<std::net::IpAddr>,
+        /// Only this backend.
+        #[arg(long, value_name = "NAME")]
+        backend: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -86,16 +153,69 @@ fn main() -> ExitCode {
             threads,
             no_watch,
         } => {
-            let _flush_logs_at_exit = init_logging(cli.log_format, &cli.log);
+            let telemetry = std::sync::Arc::new(gatehouse_app::Telemetry::new());
+            let _flush_logs_at_exit = init_logging_with(cli.log_format, &cli.log, Some(&telemetry));
             let options = RunOptions {
                 config,
                 watch: !no_watch,
+                telemetry,
             };
             serve(threads, gatehouse_app::run(options))
         }
         Command::Demo { port, tls_port } => {
             let _flush_logs_at_exit = init_logging(cli.log_format, &cli.log);
             serve(None, gatehouse_app::demo::demo(port, tls_port))
+        }
+        Command::Status { admin, token } => inspect::status(&admin, token.as_deref()),
+        Command::Observe {
+            admin,
+            token,
+            listener,
+            route,
+            client,
+            backend,
+        } => {
+            let filter = gatehouse_app::telemetry::ObserveFilter {
+                listener,
+                route,
+                client,
+                backend,
+            };
+            inspect::observe(&admin, token.as_deref(), &filter)
+        }
+        Command::Trace {
+            target,
+            config,
+            from,
+            method,
+            headers,
+            probe,
+        } => {
+            const EXIT_USAGE: u8 = 2;
+            let Some(config) = config else {
+                eprintln!("error: trace needs the config file: -c FILE");
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let request =
+                gatehouse_app::trace::Request::new(target, from, method.as_deref(), &headers);
+            let request = match request {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            match gatehouse_app::trace::offline(&config, &request, probe) {
+                Ok(out) => {
+                    eprint!("{}", out.warnings);
+                    print!("{out}");
+                    ExitCode::from(if out.ok() { 0 } else { 1 })
+                }
+                Err(diagnostics) => {
+                    eprint!("{}", diagnostics.render());
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
         }
     }
 }
@@ -174,35 +294,63 @@ fn serve(threads: Option<usize>, main: impl Future<Output = Result<(), RunError>
 /// Sets up the global subscriber; the returned guard flushes queued lines when `main` ends.
 #[must_use = "dropping it stops the log writer"]
 fn init_logging(format: LogFormat, filter: &str) -> Option<logging::FlushOnDrop> {
+    init_logging_with(format, filter, None)
+}
+
+/// [`init_logging`], with the metrics layer (`metrics.rs`) beside the log formatter when
+/// `telemetry` is given. Each layer has its own filter: `--log` decides what is written, and
+/// the metrics layer sees the access events whatever it says.
+#[must_use = "dropping it stops the log writer"]
+fn init_logging_with(
+    format: LogFormat,
+    filter: &str,
+    telemetry: Option<&std::sync::Arc<gatehouse_app::Telemetry>>,
+) -> Option<logging::FlushOnDrop> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
         eprintln!("warning: bad log filter `{filter}` ({e}); using `info`");
         tracing_subscriber::EnvFilter::new("info")
     });
-    let ansi = std::io::stderr().is_terminal();
-    let (writer, flush) = match logging::pipe(std::io::stderr()) {
-        Ok((writer, flush)) => (writer, flush),
+    let metrics = telemetry.map(|t| metrics::MetricsLayer::new(std::sync::Arc::clone(t)));
+    match logging::pipe(std::io::stderr()) {
+        Ok((writer, flush)) => {
+            install(format, filter, writer, metrics);
+            Some(flush)
+        }
         Err(e) => {
             eprintln!(
                 "warning: cannot start the log writer thread ({e}); logging to stderr directly"
             );
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi);
-            match format {
-                LogFormat::Text => builder.init(),
-                LogFormat::Json => builder.json().flatten_event(true).init(),
-            }
-            return None;
+            install(format, filter, std::io::stderr, metrics);
+            None
         }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    }
+}
+
+/// The global subscriber: the formatter (text or JSON) writing to `writer`, filtered by
+/// `filter`, and the metrics layer with its own filter.
+fn install<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    metrics: Option<metrics::MetricsLayer>,
+) where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let ansi = std::io::stderr().is_terminal();
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .with(metrics.map(|m| m.with_filter(metrics::filter())))
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(fmt.json().flatten_event(true).with_filter(filter))
+            .with(metrics.map(|m| m.with_filter(metrics::filter())))
+            .init(),
     }
-    Some(flush)
 }

@@ -2,6 +2,7 @@
 // A test crate: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod balancing;
 mod cli;
 mod demo;
@@ -14,7 +15,9 @@ mod lifecycle;
 mod proxy_protocol;
 mod reload;
 mod tls;
+mod trace;
 mod udp;
+mod vrrp;
 
 use std::time::Duration;
 
