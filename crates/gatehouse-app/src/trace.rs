@@ -448,6 +448,68 @@ impl fmt::Display for Offline {
 /// `gatehouse trace -c FILE`: loads the config file and traces `request` (and the redirects
 /// it gets) offline; endpoints are probed as [`offline_health`] says. A config that does not
 /// compile gives its diagnostics.
+/// Traces `request` as the running instance would route it: the config file it serves (named
+/// in its `/status`), with its endpoints' health as it sees them now.
+pub fn online(status: &crate::admin::StatusDoc, request: &Request) -> Result<Offline, String> {
+    let Some(file) = &status.config.file else {
+        return Err("the running instance does not say which config file it serves".into());
+    };
+    let loaded = gatehouse_config::load_file(std::path::Path::new(file)).map_err(|d| {
+        format!(
+            "the running instance serves {file}, which does not load here:\n{}",
+            d.render()
+        )
+    })?;
+    let mut live: HashMap<(String, SocketAddr), Health> = HashMap::new();
+    for b in &status.backends {
+        for e in &b.endpoints {
+            let Ok(addr) = e.address.parse::<SocketAddr>() else {
+                continue;
+            };
+            let health = match e.health.as_str() {
+                "up" => Health::Up("the running instance's health checks".into()),
+                "ejected" => {
+                    Health::Down("the running instance ejected it after failed connects".into())
+                }
+                other => Health::Down(format!("the running instance's health checks say {other}")),
+            };
+            live.insert((b.name.clone(), addr), health);
+        }
+    }
+    let health = move |backend: &str, endpoint: SocketAddr| {
+        live.get(&(backend.to_owned(), endpoint))
+            .cloned()
+            .unwrap_or_else(|| Health::Unknown("the running instance does not list it".into()))
+    };
+    // Listeners on port 0 got their port when bound: take it from the running instance.
+    let mut config = loaded.config;
+    config.listeners = config
+        .listeners
+        .iter()
+        .map(|l| {
+            let bound = status
+                .listeners
+                .iter()
+                .filter(|d| d.name.split(',').any(|n| n == l.name))
+                .filter_map(|d| d.address.parse::<SocketAddr>().ok())
+                .find(|a| a.ip() == l.bind.ip());
+            match bound {
+                Some(addr) if l.bind.port() == 0 => {
+                    let mut live = (**l).clone();
+                    live.bind = addr;
+                    std::sync::Arc::new(live)
+                }
+                _ => std::sync::Arc::clone(l),
+            }
+        })
+        .collect();
+    Ok(Offline {
+        warnings: String::new(),
+        traces: trace_following(&config, request, &health),
+    })
+}
+
+/// Traces `request` from the config file at `path`, offline (see [`offline_health`]).
 pub fn offline(
     path: &std::path::Path,
     request: &Request,

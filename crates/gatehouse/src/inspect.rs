@@ -39,6 +39,35 @@ pub fn status(url: &AdminUrl, token: Option<&str>) -> ExitCode {
     }
 }
 
+/// `gatehouse trace` without `-c`: the running instance's config file and live health.
+pub fn trace_online(
+    url: &AdminUrl,
+    token: Option<&str>,
+    request: &gatehouse_app::trace::Request,
+) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let doc = match rt.block_on(client::fetch_status(url, token)) {
+        Ok(doc) => doc,
+        Err(e) => {
+            eprintln!("error: {e}; or trace offline from the file: -c FILE");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    match gatehouse_app::trace::online(&doc, request) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::from(if out.ok() { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `gatehouse observe`: one line per access record until Ctrl-C (or the process stops).
 pub fn observe(url: &AdminUrl, token: Option<&str>, filter: &ObserveFilter) -> ExitCode {
     let rt = match runtime() {

@@ -91,6 +91,13 @@ enum Command {
         /// Also probe endpoints that are not on loopback (a TCP connect to each).
         #[arg(long)]
         probe: bool,
+        /// Without `-c`: the running instance's admin endpoint, whose config file and live
+        /// endpoint health the trace uses.
+        #[arg(long, value_name = "URL", default_value = gatehouse_app::admin::client::DEFAULT_URL)]
+        admin: gatehouse_app::admin::client::AdminUrl,
+        /// The admin endpoint's bearer token.
+        #[arg(long, value_name = "TOKEN", env = "GATEHOUSE_ADMIN_TOKEN")]
+        token: Option<String>,
     },
     /// Ask a running instance (its admin endpoint): who holds each VIP, listeners, routes,
     /// every backend endpoint with its health and last change. Exit 1 if nothing answers.
@@ -190,12 +197,10 @@ fn main() -> ExitCode {
             method,
             headers,
             probe,
+            admin,
+            token,
         } => {
             const EXIT_USAGE: u8 = 2;
-            let Some(config) = config else {
-                eprintln!("error: trace needs the config file: -c FILE");
-                return ExitCode::from(EXIT_USAGE);
-            };
             let request =
                 gatehouse_app::trace::Request::new(target, from, method.as_deref(), &headers);
             let request = match request {
@@ -204,6 +209,9 @@ fn main() -> ExitCode {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
+            };
+            let Some(config) = config else {
+                return inspect::trace_online(&admin, token.as_deref(), &request);
             };
             match gatehouse_app::trace::offline(&config, &request, probe) {
                 Ok(out) => {

@@ -487,3 +487,55 @@ fn bad_configs_and_targets_exit_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("unknown scheme"), "{}", run.stderr);
 }
+
+#[test]
+fn without_a_file_it_asks_the_running_instance_for_its_config_and_live_health() {
+    let up = Backend::start("up");
+    let down = Backend::start("down");
+    let g = gatehouse_testkit::Gatehouse::start(
+        BIN,
+        &format!(
+            "admin: {{listen: 127.0.0.1:0}}
+gateways:
+  - name: web
+    addresses: [127.0.0.1]
+    listeners:
+      - {{name: http, port: 0, protocol: HTTP, backend: app}}
+backends:
+  - name: app
+    endpoints: [{}, {}]
+    healthCheck: {{interval: 100ms, fall: 1}}
+",
+            up.addr(),
+            down.addr()
+        ),
+    );
+    let admin = format!("http://{}", g.addr("admin"));
+    let http = g.addr("web/http");
+    down.stop();
+    g.wait_for("endpoint down", 0, crate::WAIT).unwrap();
+    let out = Command::new(BIN)
+        .args(["trace", &format!("http://{http}/x"), "--admin", &admin])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The endpoint the running instance took down is down here too, said by whom.
+    assert!(
+        stdout.contains(&format!("{}", down.addr()))
+            && stdout.contains("the running instance's health checks say down"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or("")
+            .contains(&format!("would reach {}", up.addr())),
+        "{stdout}"
+    );
+}
