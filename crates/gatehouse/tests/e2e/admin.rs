@@ -445,6 +445,7 @@ fn visible_rows(html: &str) -> Vec<String> {
 
 #[test]
 fn the_status_page_in_headless_chromium_shows_the_vip_holder_and_a_down_backend() {
+    let _serial = crate::netns_serial();
     assert!(
         Command::new("chromium")
             .arg("--version")

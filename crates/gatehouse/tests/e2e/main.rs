@@ -14,6 +14,7 @@ mod http_hardening;
 mod lifecycle;
 mod proxy_protocol;
 mod reload;
+mod seeds;
 mod tls;
 mod trace;
 mod udp;
@@ -47,6 +48,14 @@ backends:
 {}{backend_extra}",
         list.concat()
     )
+}
+
+/// One test with network namespaces at a time: they measure takeover times and run several
+/// gateways each, which other such tests running at the same time on a small machine would
+/// distort.
+pub fn netns_serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Blocking sleep (tests run on plain threads).
