@@ -3,7 +3,9 @@
 # (127.0.0.1) only, one worker each: L4 TCP (nginx `stream`, HAProxy mode tcp), TLS termination
 # (same ECDSA P-256 certificate everywhere, plain TCP to the same backend), then HTTP proxying
 # (nginx `http` + upstream keepalive, HAProxy mode http, Gatehouse HTTP/HTTPS listeners):
-# HTTP/1.1 keep-alive, new connection per request, over TLS, and HTTP/2 (h2load).
+# HTTP/1.1 keep-alive, new connection per request, over TLS, and HTTP/2 (h2load); then UDP
+# (nginx `stream` udp, Gatehouse UDP listener; HAProxy has no UDP) in front of a UDP echo server:
+# packets/s and latency with udp-load (crates/gatehouse-testkit/src/bin/udp-load.rs).
 #
 # Usage: bench/run.sh [--quick] [--out FILE] [--help]
 # Environment:
@@ -13,7 +15,14 @@
 #   SKIP_L4         1 = leave out the L4 TCP tests (keep-alive, new connection, iperf3)
 #   SKIP_TLS        1 = leave out the TLS termination tests
 #   SKIP_HTTP       1 = leave out the HTTP proxy tests
-#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+44)
+#   SKIP_UDP        1 = leave out the UDP tests
+#   UDP_LOAD_BIN    use this udp-load binary instead of
+#                   `cargo build --release -p gatehouse-testkit --bin udp-load`
+#   UDP_FLOWS       UDP throughput test: client flows (default 50)
+#   UDP_WINDOW      UDP throughput test: datagrams in flight per flow (default 8)
+#   UDP_SIZE        UDP payload bytes, both UDP tests (default 64)
+#   NGINX_UDP_RCVBUF nginx UDP `listen ... rcvbuf=` (default 4m, as Gatehouse's; empty = OS default)
+#   BASE_PORT       first of the ports used (default 18080; uses BASE_PORT..BASE_PORT+45)
 #   LOAD_CPU        CPU for load generators and backends (default: first allowed CPU)
 #   PROXY_CPU       CPU for the proxy under test     (default: second allowed CPU)
 #   WRK_CONNS       wrk connections (default 50)
@@ -40,7 +49,7 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1; shift ;;
     --out) [[ $# -ge 2 ]] || { echo "--out needs a file" >&2; exit 2; }; OUT_FILE=$2; shift 2 ;;
     --out=*) OUT_FILE=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +61,11 @@ SKIP_GATEHOUSE=${SKIP_GATEHOUSE:-0}
 SKIP_L4=${SKIP_L4:-0}
 SKIP_TLS=${SKIP_TLS:-0}
 SKIP_HTTP=${SKIP_HTTP:-0}
+SKIP_UDP=${SKIP_UDP:-0}
+UDP_FLOWS=${UDP_FLOWS:-50}
+UDP_WINDOW=${UDP_WINDOW:-8}
+UDP_SIZE=${UDP_SIZE:-64}
+NGINX_UDP_RCVBUF=${NGINX_UDP_RCVBUF-4m}
 H2_CLIENTS=${H2_CLIENTS:-10}
 H2_STREAMS=${H2_STREAMS:-10}
 WRK_CONNS=${WRK_CONNS:-50}
@@ -66,6 +80,9 @@ NOISE_PCT=${NOISE_PCT:-15}
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || { echo "ROUNDS must be 1..20" >&2; exit 2; }
 [[ $H2_CLIENTS =~ ^[0-9]+$ && $H2_CLIENTS -ge 1 && $H2_STREAMS =~ ^[0-9]+$ && $H2_STREAMS -ge 1 ]] || { echo "H2_CLIENTS and H2_STREAMS must be whole numbers >= 1" >&2; exit 2; }
 [[ $STIME_PROCS =~ ^[0-9]+$ && $STIME_PROCS -ge 1 && $STIME_PROCS -le 16 ]] || { echo "STIME_PROCS must be 1..16" >&2; exit 2; }
+[[ $UDP_FLOWS =~ ^[0-9]+$ && $UDP_FLOWS -ge 1 && $UDP_FLOWS -le 1000 && $UDP_WINDOW =~ ^[0-9]+$ && $UDP_WINDOW -ge 1 && $UDP_WINDOW -le 4096 ]] || { echo "UDP_FLOWS must be 1..1000 and UDP_WINDOW 1..4096" >&2; exit 2; }
+[[ $UDP_SIZE =~ ^[0-9]+$ && $UDP_SIZE -ge 20 && $UDP_SIZE -le 65507 ]] || { echo "UDP_SIZE must be 20..65507" >&2; exit 2; }
+[[ -z $NGINX_UDP_RCVBUF || $NGINX_UDP_RCVBUF =~ ^[0-9]+[kKmM]?$ ]] || { echo "NGINX_UDP_RCVBUF must be a size like 4m, or empty" >&2; exit 2; }
 HOST=127.0.0.1   # never anything else
 
 # ---------------------------------------------------------------- ports
@@ -79,6 +96,9 @@ P_GATEHOUSE=$((BASE_PORT + 40)); P_GATEHOUSE_IPERF=$((BASE_PORT + 41)); P_GATEHO
 P_NGINX_HTTP=$((BASE_PORT + 23));     P_NGINX_HTTPS=$((BASE_PORT + 24))
 P_HAPROXY_HTTP=$((BASE_PORT + 33));   P_HAPROXY_HTTPS=$((BASE_PORT + 34))
 P_GATEHOUSE_HTTP=$((BASE_PORT + 43)); P_GATEHOUSE_HTTPS=$((BASE_PORT + 44))
+# UDP: the echo backend, nginx `stream` udp, Gatehouse's UDP listener (+35 stays free: HAProxy
+# has no UDP). UDP ports, checked with `ss -u`; the numbers do not overlap the TCP ones anyway.
+P_UDP_ECHO=$((BASE_PORT + 2)); P_NGINX_UDP=$((BASE_PORT + 25)); P_GATEHOUSE_UDP=$((BASE_PORT + 45))
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -154,7 +174,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
+# port_listening PORT | udp:PORT : a TCP socket listens on PORT / a UDP socket is bound to PORT
+port_listening() {
+  if [[ $1 == udp:* ]]; then
+    [[ -n $(ss -Hlun "sport = :${1#udp:}" 2>/dev/null) ]]
+  else
+    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+  fi
+}
 
 # start NAME CPU LOGFILE CMD... : run CMD in the foreground of a background job, pinned to CPU
 LAST_PID=""
@@ -272,11 +299,11 @@ commit() {
 cpu_pct() { # ticks0 ticks1 ns0 ns1
   awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" -v ns=$(($4 - $3)) 'BEGIN { printf "%.0f", 100 * d / hz / (ns / 1e9) }'
 }
-# summary over rounds: median (errors: sum); NA if any round is NA
+# summary over rounds: median (errors and UDP datagram counts: sum); NA if any round is NA
 summarize() {
   local k
   for k in "${!RAW[@]}"; do
-    R[$k]=$(awk -v sum="$([[ $k == *.err ]] && echo 1 || echo 0)" '{
+    R[$k]=$(awk -v sum="$([[ $k == *.err || $k == *.lost || $k == *.sent ]] && echo 1 || echo 0)" '{
       n = NF; for (i = 1; i <= n; i++) { if ($i == "NA" || $i == "-") { print $i; exit } v[i] = $i + 0; s += v[i] }
       if (sum) { print s; exit }
       for (i = 2; i <= n; i++) { x = v[i]; j = i - 1; while (j >= 1 && v[j] > x) { v[j + 1] = v[j]; j-- } v[j + 1] = x }
@@ -287,7 +314,8 @@ summarize() {
 
 # test names in the "other work" warnings
 declare -A KIND_LABEL=([ka]=keep-alive [nc]=new-conn [tp]=iperf3 [tka]=tls-keep-alive [ths]=tls-handshakes [tfull]=tls-full-handshakes
-                       [hka]=http-keep-alive [hnc]=http-new-conn [hska]=https-keep-alive [h2]=http2)
+                       [hka]=http-keep-alive [hnc]=http-new-conn [hska]=https-keep-alive [h2]=http2
+                       [ulat]=udp-latency [utp]=udp-throughput)
 
 # run_wrk TARGET KIND PORT PROXYPID : KIND = ka (keep-alive) | nc (new connection per request)
 #   | tka (keep-alive over TLS) | ths (new TLS connection per request)
@@ -432,6 +460,54 @@ run_iperf() {
   log "  $target iperf3: $g Gbit/s, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
 }
 
+# udp_field KEY OUTPUT : KEY's value in udp-load's result line
+#   (pps=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. sent=.. received=.. lost=.. late=.. errors=..)
+udp_field() {
+  awk -v k="$1" '/^pps=/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' <<<"$2"
+}
+
+# run_udp TARGET KIND PORT PROXYPID : KIND = ulat (1 flow, 1 datagram in flight: latency)
+#   | utp (UDP_FLOWS flows x UDP_WINDOW datagrams in flight: packets/s). udp-load runs for
+#   DURATION + 0.5 s and leaves the first 0.5 s (flow setup) out of pps and latencies.
+run_udp() {
+  local target=$1 kind=$2 port=$3 ppid=$4 out t0=0 t1=0 w0 w1 s0 s1 oth stl cpu flows=1 window=1
+  local pps p50 p99 max sent lost errs
+  [[ $kind == utp ]] && { flows=$UDP_FLOWS; window=$UDP_WINDOW; }
+  [[ $ppid != - ]] && t0=$(proc_ticks "$ppid")
+  s0=$(snapshot)
+  w0=$(date +%s%N)
+  out=$(taskset -c "$LOAD_CPU" timeout $((DURATION + 30)) \
+        "$UDP_LOAD" run --target "$HOST:$port" --flows "$flows" --window "$window" \
+        --size "$UDP_SIZE" --warmup 0.5 --duration "$DURATION.5" 2>&1) \
+    || { log "udp-load failed against $target:"; echo "$out" >&2; die "udp-load failed"; }
+  w1=$(date +%s%N)
+  s1=$(snapshot)
+  [[ $ppid != - ]] && t1=$(proc_ticks "$ppid")
+  read -r oth stl <<<"$(other_pct "$s0" "$s1" "$w0" "$w1")"
+  echo "$out" >"$TMP/udp-$target-$kind-round$ROUND.txt"
+  pps=$(udp_field pps "$out"); p50=$(udp_field p50_us "$out"); p99=$(udp_field p99_us "$out")
+  max=$(udp_field max_us "$out"); sent=$(udp_field sent "$out"); lost=$(udp_field lost "$out")
+  errs=$(udp_field errors "$out")
+  if [[ $ppid != - ]]; then cpu=$(cpu_pct "$t0" "$t1" "$w0" "$w1"); else cpu=-; fi
+  STAGED=()
+  stage "$target.$kind.pps" "${pps:-NA}"; stage "$target.$kind.p50" "${p50:-NA}"
+  stage "$target.$kind.p99" "${p99:-NA}"; stage "$target.$kind.max" "${max:-NA}"
+  stage "$target.$kind.sent" "${sent:-0}"; stage "$target.$kind.lost" "${lost:-0}"
+  stage "$target.$kind.err" "${errs:-0}"; stage "$target.$kind.cpu" "$cpu"
+  stage "$target.$kind.oth" "$oth"; stage "$target.$kind.stl" "$stl"
+  LAST_NOISE="$oth $stl $target/${KIND_LABEL[$kind]}"
+  log "  $target udp-load ${flows}x$window: ${pps:-NA} pps, p50 ${p50:-NA} us, p99 ${p99:-NA} us, max ${max:-NA} us, lost ${lost:-?}/${sent:-?}, errors ${errs:-?}, proxy cpu $cpu%, other work ${oth}% (steal ${stl}%)"
+}
+
+# udp_probe NAME PORT : a short udp-load run through the path must get replies
+udp_probe() {
+  local name=$1 port=$2 out
+  out=$(timeout 10 "$UDP_LOAD" run --target "$HOST:$port" --flows 1 --window 1 --size "$UDP_SIZE" \
+        --warmup 0.1 --duration 0.5 --drain 0.2 --timeout 0.2 2>&1) \
+    || die "$name (UDP) on $HOST:$port: no echo through it ($out)"
+  log "  $name UDP: ${out%% sent=*}"
+}
+
 settle() { sleep 1; }
 
 # measure RUN_FN ARGS... : run one measurement; if other work took >= NOISE_PCT of a core
@@ -459,7 +535,7 @@ mapfile -t ALLOWED < <(awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status
 if [[ ${#ALLOWED[@]} -ge 2 ]]; then
   LOAD_CPU=${LOAD_CPU:-${ALLOWED[0]}}
   PROXY_CPU=${PROXY_CPU:-${ALLOWED[1]}}
-  CORE_NOTE="CPU $LOAD_CPU: wrk / iperf3 client + nginx HTTP backend + iperf3 server; CPU $PROXY_CPU: the proxy under test, alone (as far as this script controls; other processes on the machine are not moved)."
+  CORE_NOTE="CPU $LOAD_CPU: wrk / iperf3 / udp-load client + nginx HTTP backend + iperf3 server + udp-load echo server; CPU $PROXY_CPU: the proxy under test, alone (as far as this script controls; other processes on the machine are not moved)."
 else
   LOAD_CPU=${LOAD_CPU:-${ALLOWED[0]:-0}}
   PROXY_CPU=${PROXY_CPU:-$LOAD_CPU}
@@ -480,12 +556,31 @@ if [[ $SKIP_GATEHOUSE != 1 ]]; then
   [[ -x $GH_BIN ]] || die "gatehouse binary not executable: $GH_BIN"
 fi
 
+# udp-load: the UDP echo backend and load generator (crates/gatehouse-testkit/src/bin/udp-load.rs)
+UDP_LOAD=""
+if [[ $SKIP_UDP != 1 ]]; then
+  if [[ -n ${UDP_LOAD_BIN:-} ]]; then
+    UDP_LOAD=$UDP_LOAD_BIN
+  else
+    log "building udp-load (cargo build --release -p gatehouse-testkit --bin udp-load)"
+    (cd "$REPO_DIR" && cargo build --release -p gatehouse-testkit --bin udp-load) \
+      || die "cargo build of udp-load failed (set SKIP_UDP=1 to leave out the UDP tests)"
+    UDP_LOAD=$REPO_DIR/target/release/udp-load
+  fi
+  [[ -x $UDP_LOAD ]] || die "udp-load binary not executable: $UDP_LOAD"
+fi
+
 TARGETS=(direct nginx haproxy)
 [[ $SKIP_GATEHOUSE != 1 ]] && TARGETS+=(gatehouse)
 TLS_TARGETS=()   # TLS termination: the proxies only (the backend speaks plain HTTP)
 [[ $SKIP_TLS != 1 ]] && TLS_TARGETS=("${TARGETS[@]:1}")
 HTTP_TARGETS=()  # HTTP proxying: the proxies only
 [[ $SKIP_HTTP != 1 ]] && HTTP_TARGETS=("${TARGETS[@]:1}")
+UDP_TARGETS=()   # UDP: the echo backend directly, nginx, Gatehouse (HAProxy has no UDP)
+if [[ $SKIP_UDP != 1 ]]; then
+  UDP_TARGETS=(direct nginx)
+  [[ $SKIP_GATEHOUSE != 1 ]] && UDP_TARGETS+=(gatehouse)
+fi
 ALL_PORTS=("$P_BACKEND" "$P_IPERF" "$P_NGINX" "$P_NGINX_IPERF" "$P_HAPROXY" "$P_HAPROXY_IPERF")
 [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE" "$P_GATEHOUSE_IPERF")
 if [[ $SKIP_TLS != 1 ]]; then
@@ -495,6 +590,10 @@ fi
 if [[ $SKIP_HTTP != 1 ]]; then
   ALL_PORTS+=("$P_NGINX_HTTP" "$P_NGINX_HTTPS" "$P_HAPROXY_HTTP" "$P_HAPROXY_HTTPS")
   [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("$P_GATEHOUSE_HTTP" "$P_GATEHOUSE_HTTPS")
+fi
+if [[ $SKIP_UDP != 1 ]]; then
+  ALL_PORTS+=("udp:$P_UDP_ECHO" "udp:$P_NGINX_UDP")
+  [[ $SKIP_GATEHOUSE != 1 ]] && ALL_PORTS+=("udp:$P_GATEHOUSE_UDP")
 fi
 for p in "${ALL_PORTS[@]}"; do
   port_listening "$p" && die "port $p already in use (set BASE_PORT to move the range)"
@@ -618,6 +717,31 @@ backend be_l7
         backend: web"
 fi
 
+# ---- UDP: nginx `stream` with `listen ... udp`, a Gatehouse `protocol: UDP` listener, both to
+# the udp-load echo server. nginx: proxy_responses and proxy_requests are left at their defaults
+# (no limit: any number of datagrams each way per session), so one client flow stays one session
+# until proxy_timeout. Its listening socket gets the receive buffer Gatehouse gives its own (4 MiB,
+# capped by net.core.rmem_max): with the OS default (about 208 KiB) it overflows now and then with
+# 400 datagrams in flight, and every loss idles a window slot of udp-load for its 1 s timeout.
+NGINX_UDP_SERVER=""; GATEHOUSE_UDP_LISTENER=""; GATEHOUSE_UDP_BACKEND=""
+if [[ $SKIP_UDP != 1 ]]; then
+  NGINX_UDP_SERVER="
+    server {
+        listen $HOST:$P_NGINX_UDP udp${NGINX_UDP_RCVBUF:+ rcvbuf=$NGINX_UDP_RCVBUF};
+        proxy_pass $HOST:$P_UDP_ECHO;
+        proxy_timeout 60s;
+    }"
+  GATEHOUSE_UDP_LISTENER="
+      - name: udp
+        port: $P_GATEHOUSE_UDP
+        protocol: UDP
+        backend: udp-echo
+        udp: { idleTimeout: 60s, maxFlows: 10000 }"
+  GATEHOUSE_UDP_BACKEND="
+  - name: udp-echo
+    endpoints: [$HOST:$P_UDP_ECHO]"
+fi
+
 LOAD_MODULE_LINE=""
 if [[ -n $NGINX_STREAM_SO ]]; then LOAD_MODULE_LINE="load_module $NGINX_STREAM_SO;"; fi
 
@@ -663,6 +787,11 @@ PID_BACKEND=$LAST_PID
 start backend-iperf3 "$LOAD_CPU" "$TMP/iperf3-server.log" iperf3 -s -B "$HOST" -p "$P_IPERF"
 wait_ready backend-iperf3 "$LAST_PID" "$TMP/iperf3-server.log" "$P_IPERF"
 
+if [[ $SKIP_UDP != 1 ]]; then
+  start backend-udp-echo "$LOAD_CPU" "$TMP/udp-echo.log" "$UDP_LOAD" echo --listen "$HOST:$P_UDP_ECHO"
+  wait_ready backend-udp-echo "$LAST_PID" "$TMP/udp-echo.log" "udp:$P_UDP_ECHO"
+fi
+
 # ---- nginx stream
 mkdir -p "$TMP/nginx"
 { echo "$LOAD_MODULE_LINE"; nginx_common "$TMP/nginx"; cat <<EOF
@@ -675,7 +804,7 @@ stream {
     server {
         listen $HOST:$P_NGINX_IPERF;
         proxy_pass $HOST:$P_IPERF;
-    }$NGINX_TLS_SERVER
+    }$NGINX_TLS_SERVER$NGINX_UDP_SERVER
 }$NGINX_HTTP_BLOCK
 EOF
 } >"$TMP/nginx/nginx.conf"
@@ -684,7 +813,8 @@ nginx -t -q -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf"
 start nginx-stream "$PROXY_CPU" "$TMP/nginx/stderr.log" \
   nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" -g 'daemon off;'
 wait_ready nginx-stream "$LAST_PID" "$TMP/nginx/stderr.log" "$P_NGINX" "$P_NGINX_IPERF" \
-  ${NGINX_TLS_SERVER:+"$P_NGINX_TLS"} ${NGINX_HTTP_BLOCK:+"$P_NGINX_HTTP" "$P_NGINX_HTTPS"}
+  ${NGINX_TLS_SERVER:+"$P_NGINX_TLS"} ${NGINX_HTTP_BLOCK:+"$P_NGINX_HTTP" "$P_NGINX_HTTPS"} \
+  ${NGINX_UDP_SERVER:+"udp:$P_NGINX_UDP"}
 PID_NGINX=$LAST_PID
 
 # ---- HAProxy mode tcp
@@ -740,19 +870,20 @@ gateways:
         backend: web
       - name: iperf
         port: $P_GATEHOUSE_IPERF
-        backend: iperf$GATEHOUSE_TLS_LISTENER$GATEHOUSE_HTTP_LISTENERS
+        backend: iperf$GATEHOUSE_TLS_LISTENER$GATEHOUSE_HTTP_LISTENERS$GATEHOUSE_UDP_LISTENER
 backends:
   - name: web
     endpoints: [$HOST:$P_BACKEND]
   - name: iperf
-    endpoints: [$HOST:$P_IPERF]
+    endpoints: [$HOST:$P_IPERF]$GATEHOUSE_UDP_BACKEND
 EOF
   "$GH_BIN" check -c "$TMP/gatehouse/gatehouse.yaml" >"$TMP/gatehouse/check.log" 2>&1 \
-    || { cat "$TMP/gatehouse/check.log" >&2; die "gatehouse config invalid (SKIP_TLS=1 / SKIP_HTTP=1 leave out the TLS / HTTP listeners)"; }
+    || { cat "$TMP/gatehouse/check.log" >&2; die "gatehouse config invalid (SKIP_TLS=1 / SKIP_HTTP=1 / SKIP_UDP=1 leave out the TLS / HTTP / UDP listeners)"; }
   start gatehouse "$PROXY_CPU" "$TMP/gatehouse/stderr.log" \
     "$GH_BIN" run -c "$TMP/gatehouse/gatehouse.yaml" --threads 1
   wait_ready gatehouse "$LAST_PID" "$TMP/gatehouse/stderr.log" "$P_GATEHOUSE" "$P_GATEHOUSE_IPERF" \
-    ${GATEHOUSE_TLS_LISTENER:+"$P_GATEHOUSE_TLS"} ${GATEHOUSE_HTTP_LISTENERS:+"$P_GATEHOUSE_HTTP" "$P_GATEHOUSE_HTTPS"}
+    ${GATEHOUSE_TLS_LISTENER:+"$P_GATEHOUSE_TLS"} ${GATEHOUSE_HTTP_LISTENERS:+"$P_GATEHOUSE_HTTP" "$P_GATEHOUSE_HTTPS"} \
+    ${GATEHOUSE_UDP_LISTENER:+"udp:$P_GATEHOUSE_UDP"}
   PID_GATEHOUSE=$LAST_PID
 fi
 
@@ -762,6 +893,8 @@ declare -A TLS_PORT=([nginx]=$P_NGINX_TLS [haproxy]=$P_HAPROXY_TLS [gatehouse]=$
 declare -A L7_PORT=([nginx]=$P_NGINX_HTTP [haproxy]=$P_HAPROXY_HTTP [gatehouse]=$P_GATEHOUSE_HTTP)
 declare -A L7S_PORT=([nginx]=$P_NGINX_HTTPS [haproxy]=$P_HAPROXY_HTTPS [gatehouse]=$P_GATEHOUSE_HTTPS)
 declare -A L7_LABEL=([nginx]="nginx http" [haproxy]="HAProxy http" [gatehouse]="Gatehouse")
+declare -A UDP_PORT=([direct]=$P_UDP_ECHO [nginx]=$P_NGINX_UDP [gatehouse]=$P_GATEHOUSE_UDP)
+declare -A UDP_LABEL=([direct]="echo backend direct" [nginx]="nginx stream udp" [gatehouse]="Gatehouse")
 declare -A PPID_OF=([direct]=- [nginx]=$PID_NGINX [haproxy]=$PID_HAPROXY [gatehouse]=$PID_GATEHOUSE)
 declare -A LABEL=([direct]="backend direct" [nginx]="nginx stream" [haproxy]="HAProxy tcp" [gatehouse]="Gatehouse")
 
@@ -782,6 +915,7 @@ for t in "${HTTP_TARGETS[@]}"; do
     H2_MISSING+="${H2_MISSING:+, }${L7_LABEL[$t]}"
   fi
 done
+for t in "${UDP_TARGETS[@]}"; do udp_probe "${UDP_LABEL[$t]}" "${UDP_PORT[$t]}"; done
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # how busy the machine is with other work right now (1 s sample of /proc/stat, all CPUs)
 cpu_sample() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6; exit }' /proc/stat; }
@@ -811,13 +945,20 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
       for t in "${H2_TARGETS[@]}"; do measure run_h2load "$t" "${L7S_PORT[$t]}" "${PPID_OF[$t]}"; done
     fi
   fi
-  [[ ${#TLS_TARGETS[@]} -gt 0 ]] || continue
-  log "round $ROUND/$ROUNDS: TLS keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://..."
-  for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" tka "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
-  log "round $ROUND/$ROUNDS: TLS handshake per request: wrk ... -H 'Connection: close' https://... (wrk resumes sessions)"
-  for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" ths "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
-  log "round $ROUND/$ROUNDS: full TLS handshakes: $STIME_PROCS x openssl s_time -new -www / -time $DURATION"
-  for t in "${TLS_TARGETS[@]}"; do measure run_stime "$t" "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+  if [[ ${#TLS_TARGETS[@]} -gt 0 ]]; then
+    log "round $ROUND/$ROUNDS: TLS keep-alive: wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency https://..."
+    for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" tka "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+    log "round $ROUND/$ROUNDS: TLS handshake per request: wrk ... -H 'Connection: close' https://... (wrk resumes sessions)"
+    for t in "${TLS_TARGETS[@]}"; do measure run_wrk "$t" ths "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+    log "round $ROUND/$ROUNDS: full TLS handshakes: $STIME_PROCS x openssl s_time -new -www / -time $DURATION"
+    for t in "${TLS_TARGETS[@]}"; do measure run_stime "$t" "${TLS_PORT[$t]}" "${PPID_OF[$t]}"; done
+  fi
+  if [[ ${#UDP_TARGETS[@]} -gt 0 ]]; then
+    log "round $ROUND/$ROUNDS: UDP latency: udp-load, 1 flow, 1 datagram in flight, $UDP_SIZE bytes"
+    for t in "${UDP_TARGETS[@]}"; do measure run_udp "$t" ulat "${UDP_PORT[$t]}" "${PPID_OF[$t]}"; done
+    log "round $ROUND/$ROUNDS: UDP packets/s: udp-load, $UDP_FLOWS flows x $UDP_WINDOW in flight, $UDP_SIZE bytes"
+    for t in "${UDP_TARGETS[@]}"; do measure run_udp "$t" utp "${UDP_PORT[$t]}" "${PPID_OF[$t]}"; done
+  fi
 done
 summarize
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -959,6 +1100,37 @@ if [[ ${#TLS_TARGETS[@]} -gt 0 ]]; then
   fi
 fi
 
+# UDP tables: Gatehouse / nginx stream udp (HAProxy has no UDP: n/a). ulat = 1 flow with 1
+# datagram in flight (latency), utp = UDP_FLOWS flows x UDP_WINDOW in flight (packets/s).
+UFW="${UDP_FLOWS}x${UDP_WINDOW}"
+UHEAD=("UDP target" "1x1 pps" "1x1 p50 us" "1x1 p99 us" "$UFW pps" "$UFW p50 us" "$UFW p99 us" "$UFW lost %")
+UDHEAD=("UDP target" "CPU% 1x1" "CPU% $UFW" "1x1 pps per core" "$UFW pps per core" "max us 1x1/$UFW" "lost/sent 1x1" "lost/sent $UFW" "errors 1x1/$UFW" "other CPU% 1x1/$UFW")
+UROWS=(); UDROWS=()
+lost_pct() { awk -v l="$1" -v s="$2" 'BEGIN { if (s + 0 == 0) print "NA"; else printf "%.2g\n", 100 * l / s }'; }
+if [[ ${#UDP_TARGETS[@]} -gt 0 ]]; then
+  for t in "${UDP_TARGETS[@]}"; do
+    for k in ulat utp; do R[$t.$k.eff]=$(per_core "$(r "$t.$k.pps")" "${R[$t.$k.cpu]:--}" "%.0f"); done
+    UROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${UDP_LABEL[$t]}" \
+      "$(r "$t.ulat.pps")" "$(r "$t.ulat.p50")" "$(r "$t.ulat.p99")" \
+      "$(r "$t.utp.pps")" "$(r "$t.utp.p50")" "$(r "$t.utp.p99")" "$(lost_pct "$(r "$t.utp.lost")" "$(r "$t.utp.sent")")")")
+    UDROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "${UDP_LABEL[$t]}" \
+      "${R[$t.ulat.cpu]:--}" "${R[$t.utp.cpu]:--}" "${R[$t.ulat.eff]}" "${R[$t.utp.eff]}" \
+      "$(r "$t.ulat.max")/$(r "$t.utp.max")" "$(r "$t.ulat.lost")/$(r "$t.ulat.sent")" "$(r "$t.utp.lost")/$(r "$t.utp.sent")" \
+      "${R[$t.ulat.err]:--}/${R[$t.utp.err]:--}" "${R[$t.ulat.oth]:--}/${R[$t.utp.oth]:--}")")
+    if [[ $t == nginx ]]; then   # HAProxy's row, in the order of the other tables
+      UROWS+=("$(printf 'HAProxy\tn/a (no UDP)\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a')")
+      UDROWS+=("$(printf 'HAProxy\tn/a (no UDP)\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a\tn/a')")
+    fi
+  done
+  if [[ $SKIP_GATEHOUSE != 1 ]]; then
+    uh() { ratio_hi "$(r "gatehouse.$1")" "$(r "nginx.$1")" NA; }
+    ul() { ratio_lo "$(r "gatehouse.$1")" "$(r "nginx.$1")" NA; }
+    UROWS+=("$(printf 'Gatehouse / nginx\t%s\t%s\t%s\t%s\t%s\t%s\t' \
+      "$(uh ulat.pps)" "$(ul ulat.p50)" "$(ul ulat.p99)" "$(uh utp.pps)" "$(ul utp.p50)" "$(ul utp.p99)")")
+    UDROWS+=("$(printf 'Gatehouse / nginx\t\t\t%s\t%s\t\t\t\t\t' "$(uh ulat.eff)" "$(uh utp.eff)")")
+  fi
+fi
+
 print_text_table() { # header array name, rows array name
   local -n h=$1 r=$2
   { (IFS=$'\t'; echo "${h[*]}"); printf '%s\n' "${r[@]}"; } |
@@ -1002,7 +1174,7 @@ NOW=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 SPLICE_DESC=$([[ $HAPROXY_SPLICE == 1 ]] && echo "splice-request + splice-response forced" || echo "stock config, no splice")
 
 echo
-echo "Gatehouse L4, TLS and HTTP benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
+echo "Gatehouse L4, TLS, HTTP and UDP benchmark, $NOW, ${DURATION}s per run x $ROUNDS round(s) (median), loopback 127.0.0.1, 1 worker per proxy"
 echo "machine: $(nproc) CPUs ($CPU_MODEL), kernel $(uname -r)"
 echo "cores: $CORE_NOTE"
 # tests in which some proxy did not keep its core busy: the load core was the limit there
@@ -1034,6 +1206,12 @@ for k in tka:TLS-keep-alive ths:TLS-handshakes tfull:TLS-full-handshakes; do
     if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("${k#*:}"); break; fi
   done
 done
+# UDP: only the packets/s test is meant to fill the proxy's core (1 x 1 waits for every reply)
+for t in "${UDP_TARGETS[@]}"; do
+  [[ $t == direct ]] && continue
+  c=${R[$t.utp.cpu]:-}
+  if [[ $c =~ ^[0-9]+$ && $c -lt 90 ]]; then UNSAT+=("UDP-packets/s"); break; fi
+done
 if [[ ${#UNSAT[@]} -gt 0 ]]; then
   NOTES+=("Some proxy used under 90% of its core in: ${UNSAT[*]}. There the load generator and backend core was the limit, so req/s ratios are compressed towards 1; compare the per-core columns (work per proxy CPU) as well.")
 fi
@@ -1063,6 +1241,9 @@ if [[ ${#HTTP_TARGETS[@]} -gt 0 ]]; then
     NOTES+=("HTTP target (requests/s at least 1.1x the better incumbent, with p99 no worse): $(printf '%s; ' "${HTTP_VERDICTS[@]}" | sed 's/; $/./')")
   fi
 fi
+if [[ ${#UDP_TARGETS[@]} -gt 0 ]]; then
+  NOTES+=("UDP: udp-load (crates/gatehouse-testkit/src/bin/udp-load.rs) sends $UDP_SIZE-byte datagrams through each proxy to one udp-load echo server (one socket, one thread, on the load CPU). Each client flow is a socket of its own (its own source port, so one session in nginx and one flow in Gatehouse) and keeps a fixed number of datagrams in flight, sending the next one when a reply comes back; a datagram with no reply after 1 s counts as lost and its slot is reused. 1x1 = one flow with one datagram in flight (round-trip latency, the proxy mostly idle); $UFW = $UDP_FLOWS flows x $UDP_WINDOW in flight (packets/s, the proxy's core full). pps = replies per second; p50/p99 = round-trip time through proxy and echo server, in microseconds (buckets of about 3%), over the last ${DURATION} s of each run (the first 0.5 s, flow setup, is left out). lost = sent - received over the whole run, summed over rounds. nginx: \`listen ... udp${NGINX_UDP_RCVBUF:+ rcvbuf=$NGINX_UDP_RCVBUF}\` (${NGINX_UDP_RCVBUF:+the receive buffer Gatehouse sets on its UDP listening socket, }$([[ -n $NGINX_UDP_RCVBUF ]] || echo "the OS default receive buffer, ")net.core.rmem_max $(sysctl -n net.core.rmem_max 2>/dev/null || echo ?)), \`proxy_timeout 60s\`, \`proxy_responses\` and \`proxy_requests\` at their defaults (unlimited); Gatehouse: a \`protocol: UDP\` listener, \`idleTimeout: 60s\`, \`maxFlows: 10000\`. HAProxy does not proxy UDP: n/a. Ratio row: Gatehouse / nginx (p50, p99: nginx / Gatehouse).")
+fi
 NOTES+=("Details: CPU% is the proxy's CPU time (all threads and worker processes) over the run's wall time, 100 = one core; per core = figure / (CPU%/100); ka = keep-alive, nc = new connection per request; other CPU% = approximate CPU used by processes not started here (% of one core, median over rounds).")
 
 if [[ ${#ROWS[@]} -gt 0 ]]; then
@@ -1086,12 +1267,19 @@ if [[ ${#TROWS[@]} -gt 0 ]]; then
   print_text_table TDHEAD TDROWS
   echo
 fi
+if [[ ${#UROWS[@]} -gt 0 ]]; then
+  echo "UDP, same echo backend; 1x1 = 1 flow, 1 datagram in flight; $UFW = $UDP_FLOWS flows x $UDP_WINDOW in flight; $UDP_SIZE-byte payload"
+  print_text_table UHEAD UROWS
+  echo
+  print_text_table UDHEAD UDROWS
+  echo
+fi
 printf -- '- %s\n' "${NOTES[@]}" | fold -s -w 110
 echo "machine busy before: ${BUSY_BEFORE}%; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
 
 mkdir -p "$(dirname "$OUT_FILE")"
 {
-  echo "# Gatehouse L4 TCP, TLS and HTTP benchmark"
+  echo "# Gatehouse L4 TCP, TLS, HTTP and UDP benchmark"
   echo
   echo "- date: $NOW"
   echo "- runs: ${DURATION}s per measurement, $ROUNDS round(s), median reported"
@@ -1099,7 +1287,7 @@ mkdir -p "$(dirname "$OUT_FILE")"
   echo "- cores: $CORE_NOTE"
   echo "- versions: $NGINX_V; HAProxy $HAPROXY_V ($SPLICE_DESC); wrk $WRK_V; iperf3 $IPERF_V; h2load $H2LOAD_V; gatehouse: $GH_V"
   echo "- each proxy: one worker (nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`, Gatehouse \`--threads 1\`), listening on 127.0.0.1, forwarding to the same backend"
-  echo "- backend: nginx HTTP, 1 worker, \`return 200 \"ok\\n\"\`, keep-alive; iperf3 -s"
+  echo "- backend: nginx HTTP, 1 worker, \`return 200 \"ok\\n\"\`, keep-alive; iperf3 -s$([[ $SKIP_UDP == 1 ]] || echo "; UDP: udp-load echo (1 thread)")"
   [[ $SKIP_L4 == 1 ]] || echo "- load: \`wrk -t1 -c$WRK_CONNS -d${DURATION}s --latency\` (keep-alive), same plus \`-H 'Connection: close'\` (new connection per request), \`iperf3 -c 127.0.0.1 -t $DURATION -O 1\` (one stream)"
   echo "- other work on the machine: ${BUSY_BEFORE}% CPU busy just before measuring; load average before/after: $LOAD_BEFORE / $LOAD_AFTER"
   echo
@@ -1123,6 +1311,14 @@ mkdir -p "$(dirname "$OUT_FILE")"
     print_md_table THEAD TROWS
     echo
     print_md_table TDHEAD TDROWS
+    echo
+  fi
+  if [[ ${#UROWS[@]} -gt 0 ]]; then
+    echo "UDP: nginx \`stream\` (\`listen ... udp\`), Gatehouse \`protocol: UDP\` listener, both to one udp-load echo server; HAProxy has no UDP. Load: \`udp-load run --flows 1 --window 1\` (1x1, latency) and \`--flows $UDP_FLOWS --window $UDP_WINDOW\` ($UFW, packets/s), $UDP_SIZE-byte payload, ${DURATION} s measured after 0.5 s of warm-up"
+    echo
+    print_md_table UHEAD UROWS
+    echo
+    print_md_table UDHEAD UDROWS
     echo
   fi
   printf -- '- %s\n' "${NOTES[@]}"
