@@ -306,26 +306,17 @@ impl Telemetry {
 
     /// Counts a `connection closed` event.
     pub fn connection_closed(&self, c: &ConnectionClosed<'_>) {
-        self.connections.with(
-            |k| {
-                push(k, c.listener);
-                push(k, c.backend);
-                last(k, outcome_class(c.outcome));
-            },
-            |s| {
-                s.add(
-                    c.bytes_up,
-                    c.bytes_down,
-                    c.duration_ms,
-                    &CONNECTION_BUCKETS_MS,
-                )
-            },
-        );
+        Self::closed(&self.connections, c);
     }
 
     /// Counts a `flow closed` event (UDP).
     pub fn flow_closed(&self, c: &ConnectionClosed<'_>) {
-        self.flows.with(
+        Self::closed(&self.flows, c);
+    }
+
+    /// A connection or flow that ended, into `family`.
+    fn closed(family: &Family<ConnectionSeries>, c: &ConnectionClosed<'_>) {
+        family.with(
             |k| {
                 push(k, c.listener);
                 push(k, c.backend);
