@@ -1272,7 +1272,7 @@ impl<'a> Tracer<'a> {
 
     /// `client X: allowed ...` and, when refused, why (for the verdict).
     fn access_line(&self, access: &Access, who: &str) -> (String, Option<String>) {
-        let lists = access_text(access);
+        let lists = access.to_string();
         match self.req.from {
             _ if access.is_open() => (
                 format!("access: everyone (no allow/deny lists on {who})"),
@@ -2074,24 +2074,6 @@ fn host_match(h: &HostMatch, host: &str) -> bool {
         HostMatch::Any => true,
         HostMatch::Pattern(p) => p.matches(host),
     }
-}
-
-/// `allow 10.0.0.0/8; deny 10.0.0.5/32`.
-fn access_text(a: &Access) -> String {
-    let list = |v: &[gatehouse_config::Cidr]| {
-        v.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut parts = Vec::new();
-    if !a.allow.is_empty() {
-        parts.push(format!("allow {}", list(&a.allow)));
-    }
-    if !a.deny.is_empty() {
-        parts.push(format!("deny {}", list(&a.deny)));
-    }
-    parts.join("; ")
 }
 
 /// `set X-A: 1; add Via: gatehouse; remove X-Debug`.

@@ -34,7 +34,7 @@ impl Config {
                 l.backends().join(", "),
             );
             if !l.access.is_open() {
-                let _ = writeln!(out, "  {:<24} clients: {}", "", access_line(&l.access));
+                let _ = writeln!(out, "  {:<24} clients: {}", "", l.access);
             }
             if let Some(p) = &l.accept_proxy {
                 let trusted: Vec<String> = p.trusted.iter().map(ToString::to_string).collect();
@@ -97,7 +97,7 @@ impl Config {
                         r.backend
                     );
                     if !r.access.is_open() {
-                        let _ = writeln!(out, "  {:<24}   clients: {}", "", access_line(&r.access));
+                        let _ = writeln!(out, "  {:<24}   clients: {}", "", r.access);
                     }
                 }
             }
@@ -122,7 +122,7 @@ impl Config {
                     hosts.join(", ")
                 );
                 if !r.access.is_open() {
-                    let _ = writeln!(out, "  {:<24}   clients: {}", "", access_line(&r.access));
+                    let _ = writeln!(out, "  {:<24}   clients: {}", "", r.access);
                 }
                 for rule in r.rules.iter() {
                     let _ = writeln!(out, "  {:<24}   {}", "", rule_line(rule));
@@ -486,22 +486,4 @@ fn modifier_text(m: &HeaderModifier) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// `allow 10.0.0.0/8; deny 10.0.0.5/32`, or `everyone`.
-fn access_line(a: &crate::types::Access) -> String {
-    let list = |v: &[crate::types::Cidr]| {
-        v.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut parts = Vec::new();
-    if !a.deny.is_empty() {
-        parts.push(format!("deny {}", list(&a.deny)));
-    }
-    if !a.allow.is_empty() {
-        parts.push(format!("allow only {}", list(&a.allow)));
-    }
-    parts.join("; ")
 }

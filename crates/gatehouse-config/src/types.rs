@@ -571,6 +571,24 @@ pub struct Access {
     pub deny: Vec<Cidr>,
 }
 
+impl fmt::Display for Access {
+    /// `allow 10.0.0.0/8; deny 10.0.0.5/32` (empty when both lists are).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        for (word, list) in [("allow", &self.allow), ("deny", &self.deny)] {
+            if list.is_empty() {
+                continue;
+            }
+            write!(f, "{sep}{word} ")?;
+            for (i, c) in list.iter().enumerate() {
+                write!(f, "{}{c}", if i == 0 { "" } else { ", " })?;
+            }
+            sep = "; ";
+        }
+        Ok(())
+    }
+}
+
 impl Access {
     /// Whether a client at `ip` is served.
     pub fn allows(&self, ip: IpAddr) -> bool {
