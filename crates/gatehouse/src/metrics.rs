@@ -237,15 +237,16 @@ impl MetricsLayer {
         event.record(f);
         let t = &self.telemetry;
         if access {
+            let closed = || ConnectionClosed {
+                listener: &f.listener,
+                backend: &f.backend,
+                outcome: &f.outcome,
+                bytes_up: f.bytes_up,
+                bytes_down: f.bytes_down,
+                duration_ms: f.duration_ms,
+            };
             match f.message.as_str() {
-                "connection closed" => t.connection_closed(&ConnectionClosed {
-                    listener: &f.listener,
-                    backend: &f.backend,
-                    outcome: &f.outcome,
-                    bytes_up: f.bytes_up,
-                    bytes_down: f.bytes_down,
-                    duration_ms: f.duration_ms,
-                }),
+                "connection closed" => t.connection_closed(&closed()),
                 "request" => t.request(&RequestDone {
                     listener: &f.listener,
                     route: &f.route,
@@ -254,14 +255,7 @@ impl MetricsLayer {
                     bytes: f.bytes,
                     duration_ms: f.duration_ms,
                 }),
-                "flow closed" => t.flow_closed(&ConnectionClosed {
-                    listener: &f.listener,
-                    backend: &f.backend,
-                    outcome: &f.outcome,
-                    bytes_up: f.bytes_up,
-                    bytes_down: f.bytes_down,
-                    duration_ms: f.duration_ms,
-                }),
+                "flow closed" => t.flow_closed(&closed()),
                 "connection refused" => t.refused(&f.listener, &f.outcome),
                 _ => {}
             }
