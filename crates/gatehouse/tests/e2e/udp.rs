@@ -62,10 +62,14 @@ fn udp_flows_reach_their_backends_next_to_tcp_on_the_same_port() {
     let tcp_backend = Backend::start("tcp");
     // Port 0 picks two different free ports for the two listeners; bind them on one fixed
     // port to show TCP and UDP sharing it.
-    let port = {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    // A port free for TCP and for UDP both (other tests hold ports of either kind).
+    let port = (0..100)
+        .find_map(|_| {
+            let tcp = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = tcp.local_addr().ok()?.port();
+            UdpSocket::bind(("127.0.0.1", port)).ok().map(|_| port)
+        })
+        .expect("a port free for TCP and UDP");
     let g = Gatehouse::start(
         BIN,
         &format!(
