@@ -93,6 +93,8 @@ pub(crate) struct AdminShared {
     pub(crate) view: ArcSwap<View>,
     pub(crate) vips: VipStatuses,
     pub(crate) telemetry: Arc<Telemetry>,
+    /// The Kubernetes provider, while one runs.
+    pub(crate) kube: arc_swap::ArcSwapOption<gatehouse_kube::Reporter>,
     readiness: AtomicU8,
 }
 
@@ -102,6 +104,7 @@ impl AdminShared {
             view: ArcSwap::from_pointee(view),
             vips,
             telemetry,
+            kube: arc_swap::ArcSwapOption::empty(),
             readiness: AtomicU8::new(STARTING),
         }
     }
@@ -462,6 +465,67 @@ type EndpointGauge = (
 );
 
 /// `/metrics`: gauges read from live state now, then the counters of [`Telemetry`].
+fn kubernetes_metrics(out: &mut String, r: &gatehouse_kube::Report) {
+    family(
+        out,
+        "gatehouse_kubernetes_connected",
+        "gauge",
+        "1 while the Kubernetes API server answers; 0: the last known state is served.",
+    );
+    sample(out, "gatehouse_kubernetes_connected", "", u8::from(r.connected));
+    family(
+        out,
+        "gatehouse_kubernetes_synced",
+        "gauge",
+        "1 once every watched kind has been listed.",
+    );
+    sample(out, "gatehouse_kubernetes_synced", "", u8::from(r.synced));
+    family(
+        out,
+        "gatehouse_kubernetes_objects",
+        "gauge",
+        "Kubernetes objects held, by kind.",
+    );
+    for (kind, n) in &r.objects {
+        sample(
+            out,
+            "gatehouse_kubernetes_objects",
+            &format!("kind=\"{kind}\""),
+            *n,
+        );
+    }
+    family(
+        out,
+        "gatehouse_kubernetes_rejected_objects",
+        "gauge",
+        "Kubernetes objects left out of the running config because of errors.",
+    );
+    sample(
+        out,
+        "gatehouse_kubernetes_rejected_objects",
+        "",
+        r.rejected.len(),
+    );
+    family(
+        out,
+        "gatehouse_kubernetes_status_writes_total",
+        "counter",
+        "Status writes to the API server, by result.",
+    );
+    sample(
+        out,
+        "gatehouse_kubernetes_status_writes_total",
+        "result=\"ok\"",
+        r.status_writes.0,
+    );
+    sample(
+        out,
+        "gatehouse_kubernetes_status_writes_total",
+        "result=\"failed\"",
+        r.status_writes.1,
+    );
+}
+
 fn metrics(shared: &AdminShared) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let view = shared.view.load_full();
@@ -572,6 +636,10 @@ fn metrics(shared: &AdminShared) -> String {
             &format!("instance=\"{}\"", escape(&inst.name)),
             st.priority,
         );
+    }
+
+    if let Some(kube) = shared.kube.load_full() {
+        kubernetes_metrics(&mut out, &kube.read());
     }
 
     if let Some(dns) = &view.dns {

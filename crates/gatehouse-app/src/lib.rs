@@ -13,6 +13,7 @@
 //!   live state, fed by the binary's tracing layer.
 
 pub mod admin;
+mod cluster;
 pub mod demo;
 mod reload;
 mod shutdown;

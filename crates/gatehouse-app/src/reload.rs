@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_config::{Config, ConfigDiff, Diagnostics, Loaded, load_file};
+use gatehouse_config::{Config, ConfigDiff, Diagnostics, Loaded, Source};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::cluster::{Cluster, load};
 use crate::shutdown::{Request, Signals};
 use crate::supervisor::{ApplyError, Supervisor};
 use crate::telemetry::Telemetry;
@@ -63,12 +64,15 @@ pub(crate) fn log_warnings(loaded: &Loaded) {
 pub async fn run(options: RunOptions) -> Result<(), RunError> {
     let mut signals = Signals::install()
         .map_err(|e| RunError::Setup(format!("cannot install signal handlers: {e}")))?;
-    let loaded = load_file(&options.config).map_err(RunError::Config)?;
+    let mut source = read(&options.config).map_err(RunError::Config)?;
+    let (loaded, _) = load(&source, None).map_err(RunError::Config)?;
     log_warnings(&loaded);
     let mut supervisor = Supervisor::start(loaded.config, Arc::clone(&options.telemetry))
         .await
         .map_err(RunError::Apply)?;
     options.telemetry.config_loaded(&options.config);
+    let mut cluster = Cluster::default();
+    cluster.follow(&supervisor);
 
     // Watch before saying we run: a change made right after startup must not be missed.
     let (tx, mut changes) = mpsc::unbounded_channel::<()>();
@@ -93,7 +97,7 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
         tokio::select! {
             request = signals.next() => match request {
                 Request::Reload => {
-                    reload(&mut supervisor, &options, Trigger::Signal).await;
+                    reload(&mut supervisor, &options, Trigger::Signal, &mut source, &mut cluster).await;
                     last_error = None;
                 }
                 Request::Stop(name) => break name,
@@ -101,8 +105,12 @@ pub async fn run(options: RunOptions) -> Result<(), RunError> {
             Some(()) = changes.recv() => {
                 tokio::time::sleep(SETTLE).await;
                 while changes.try_recv().is_ok() {}
-                let error = reload(&mut supervisor, &options, Trigger::Files(&last_error)).await;
+                let error = reload(&mut supervisor, &options, Trigger::Files(&last_error), &mut source, &mut cluster).await;
                 last_error = error;
+            }
+            rendered = cluster.changed() => {
+                cluster.take(rendered);
+                apply_cluster(&mut supervisor, &options, &source, &mut cluster).await;
             }
         }
         if let Some(w) = watcher.as_mut()
@@ -139,29 +147,42 @@ enum Trigger<'a> {
     Files(&'a Option<String>),
 }
 
-/// Reads, validates and applies the config again (with the files it names); on any error the
-/// running config stays. Returns the error, if any.
+/// The config file as a [`Source`].
+fn read(path: &Path) -> Result<Source, Diagnostics> {
+    std::fs::read_to_string(path)
+        .map(|text| Source::new(path.display().to_string(), text))
+        .map_err(|e| Diagnostics::unreadable(path, &e))
+}
+
+/// Reads, validates and applies the config again (with the files it names, and the cluster's
+/// objects); on any error the running config stays. Returns the error, if any.
 async fn reload(
     supervisor: &mut Supervisor,
     options: &RunOptions,
     trigger: Trigger<'_>,
+    source: &mut Source,
+    cluster: &mut Cluster,
 ) -> Option<String> {
     let path: &Path = &options.config;
     let why = match trigger {
         Trigger::Signal => "SIGHUP",
         Trigger::Files(_) => "file changed",
     };
-    let error = match load_file(path) {
-        Ok(loaded) => {
+    let error = match read(path).and_then(|s| load(&s, cluster.overlay()).map(|l| (s, l))) {
+        Ok((fresh, (loaded, rejected))) => {
             if matches!(trigger, Trigger::Files(_)) && **supervisor.config() == loaded.config {
                 // An event that changed nothing we use (a temp file, a touch).
+                *source = fresh;
                 return None;
             }
             log_warnings(&loaded);
             match supervisor.apply(loaded.config).await {
                 Ok(changes) => {
+                    *source = fresh;
                     log_applied(why, &changes);
                     options.telemetry.reload_done(why, Ok(()));
+                    cluster.applied(supervisor.config(), rejected);
+                    cluster.follow(supervisor);
                     return None;
                 }
                 Err(e) => e.to_string(),
@@ -184,6 +205,45 @@ async fn reload(
         );
     }
     Some(error)
+}
+
+/// Compiles the file as last loaded with the cluster's new rendering and applies it; on an
+/// error the running config stays.
+async fn apply_cluster(
+    supervisor: &mut Supervisor,
+    options: &RunOptions,
+    source: &Source,
+    cluster: &mut Cluster,
+) {
+    const WHY: &str = "kubernetes";
+    let error = match load(source, cluster.overlay()) {
+        Ok((loaded, rejected)) => {
+            if **supervisor.config() == loaded.config {
+                cluster.applied(supervisor.config(), rejected);
+                return;
+            }
+            match supervisor.apply(loaded.config).await {
+                Ok(changes) => {
+                    log_applied(WHY, &changes);
+                    options.telemetry.reload_done(WHY, Ok(()));
+                    cluster.applied(supervisor.config(), rejected);
+                    cluster.follow(supervisor);
+                    return;
+                }
+                Err(e) => e.to_string(),
+            }
+        }
+        Err(diagnostics) => format!(
+            "{} error(s): {}",
+            diagnostics.error_count(),
+            diagnostics.one_line()
+        ),
+    };
+    options.telemetry.reload_done(WHY, Err(&error));
+    tracing::error!(
+        trigger = WHY,
+        "the cluster's changes could not be applied, the running config stays: {error}"
+    );
 }
 
 fn log_applied(why: &str, d: &ConfigDiff) {

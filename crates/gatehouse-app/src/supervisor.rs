@@ -199,6 +199,16 @@ impl Supervisor {
         Ok(sup)
     }
 
+    /// A reader of the VRRP instances' state (who is master).
+    pub(crate) fn vip_statuses(&self) -> crate::vips::VipStatuses {
+        self.vips.statuses()
+    }
+
+    /// What the admin endpoint reports of the Kubernetes provider.
+    pub(crate) fn set_kubernetes_reporter(&self, reporter: Option<gatehouse_kube::Reporter>) {
+        self.admin_shared.kube.store(reporter.map(Arc::new));
+    }
+
     /// The running config.
     pub fn config(&self) -> &Arc<Config> {
         &self.config

@@ -22,7 +22,7 @@ impl Compiler {
         origins: &[ListenerOrigin],
     ) -> Option<AdminConfig> {
         let a = &raw.value;
-        let errors_before = self.admin_errors();
+        let errors_before = self.error_count();
         let (listen, listen_pos) = match &a.listen {
             None => (AdminConfig::DEFAULT_LISTEN, pos(raw)),
             Some(l) => {
@@ -98,13 +98,6 @@ impl Compiler {
                 .note(origin.pos, format!("`{}` is defined", origin.name));
             }
         }
-        (self.admin_errors() == errors_before).then_some(AdminConfig { listen, token })
-    }
-
-    fn admin_errors(&self) -> usize {
-        self.diags
-            .iter()
-            .filter(|d| d.severity == crate::diag::Severity::Error)
-            .count()
+        (self.error_count() == errors_before).then_some(AdminConfig { listen, token })
     }
 }

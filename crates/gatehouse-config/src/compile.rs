@@ -46,6 +46,14 @@ pub fn load_str(name: &str, text: &str) -> Result<Loaded, Diagnostics> {
 
 /// Parses, validates and compiles one source.
 pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
+    compile_inner(source, None)
+}
+
+/// [`compile`], with a provider's documents (see [`crate::load_with`]).
+pub(crate) fn compile_inner(
+    source: &Source,
+    overlay: Option<&crate::Overlay>,
+) -> Result<Loaded, Diagnostics> {
     let mut source = source.clone();
     let fail = |source: &Source, items| Diagnostics {
         source: source.clone(),
@@ -63,6 +71,7 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
             pools: vec![],
             vrrp: vec![],
             admin: None,
+            kubernetes: None,
         }
     } else {
         serde_saphyr::from_str(&source.text).map_err(|e| fail(&source, vec![yaml_error(&e)]))?
@@ -72,10 +81,12 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let mut manifests = match &raw.gateway_api {
-        Some(api) => crate::gateway_api::read(api, &base),
-        None => Manifests::default(),
+    let mut manifests = if raw.gateway_api.is_some() || overlay.is_some() {
+        crate::gateway_api::read(raw.gateway_api.as_ref(), &base, overlay)
+    } else {
+        Manifests::default()
     };
+    let disk_files = manifests.disk_files;
     source = source.with_files(std::mem::take(&mut manifests.sources));
     if manifests
         .diags
@@ -91,10 +102,11 @@ pub fn compile(source: &Source) -> Result<Loaded, Diagnostics> {
         base,
         dns_names: Vec::new(),
         allocation: Default::default(),
+        memory: overlay.map(|o| o.files.clone()).unwrap_or_default(),
+        overlay_from: u32::try_from(disk_files + 1).unwrap_or(u32::MAX),
     };
     let mut config = cx.config(&raw, &manifests);
-    config.manifests = source
-        .files()
+    config.manifests = source.files()[..disk_files]
         .iter()
         .map(|f| PathBuf::from(&*f.name))
         .collect();
@@ -184,6 +196,11 @@ impl Drop for InFile {
     }
 }
 
+/// The file [`pos`] stamps positions with now.
+pub(crate) fn current_file() -> u32 {
+    CURRENT_FILE.with(std::cell::Cell::get)
+}
+
 pub(crate) fn pos<T>(s: &S<T>) -> Pos {
     Pos {
         file: CURRENT_FILE.with(std::cell::Cell::get),
@@ -209,6 +226,10 @@ pub(crate) struct Compiler {
     pub(crate) dns_names: Vec<crate::dns::DnsName>,
     /// What the `pool:` addresses resolved to.
     pub(crate) allocation: crate::pools::Allocation,
+    /// In-memory files of the overlay (certificates from Kubernetes Secrets).
+    pub(crate) memory: BTreeMap<String, Vec<u8>>,
+    /// The first file number that is an overlay document.
+    pub(crate) overlay_from: u32,
 }
 
 /// Where a listener came from, for error messages about it.
@@ -253,6 +274,14 @@ impl Compiler {
         &mut self.diags[index]
     }
 
+    /// Errors found so far.
+    pub(crate) fn error_count(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .count()
+    }
+
     pub(crate) fn warn(&mut self, at: Pos, message: impl Into<String>) -> &mut Diagnostic {
         let index = self.diags.len();
         self.diags.push(Diagnostic::warning(at, message));
@@ -262,7 +291,13 @@ impl Compiler {
     fn config(&mut self, raw: &RawConfig, manifests: &Manifests) -> Config {
         let mut backends = BTreeMap::new();
         let mut backend_pos: HashMap<String, Pos> = HashMap::new();
-        for b in &raw.backends {
+        let raw_backends = raw
+            .backends
+            .iter()
+            .map(|b| (0, b))
+            .chain(manifests.backends.iter().map(|(f, b)| (*f, b)));
+        for (file, b) in raw_backends {
+            let _file = InFile::new(file);
             let name = b.value.name.value.clone();
             // An invalid name is still "defined": listeners naming it get no second error.
             self.name_ok(&b.value.name, "backend");
@@ -359,6 +394,10 @@ impl Compiler {
             let _file = InFile::new(0);
             self.admin(a, &listeners, &origins)
         });
+        let kubernetes = raw.kubernetes.as_ref().and_then(|k| {
+            let _file = InFile::new(0);
+            self.kubernetes(k, &pools, &raw.vrrp, dns.as_ref())
+        });
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
 
         let drain_timeout = raw
@@ -373,7 +412,11 @@ impl Compiler {
                 )
             })
             .unwrap_or(Duration::from_secs(30));
-        if listeners.is_empty() && raw.dns.is_none() && raw.vrrp.is_empty() && self.diags.is_empty()
+        if listeners.is_empty()
+            && raw.dns.is_none()
+            && raw.vrrp.is_empty()
+            && raw.kubernetes.is_none()
+            && self.diags.is_empty()
         {
             self.warn(
                 Pos {
@@ -397,6 +440,7 @@ impl Compiler {
             vrrp: vrrp.into_iter().map(Arc::new).collect(),
             pools,
             admin,
+            kubernetes: kubernetes.map(Arc::new),
         }
     }
 
@@ -498,7 +542,7 @@ impl Compiler {
                 None => addresses.clone(),
             };
             let full_name = format!("{}/{}", gw.name.value, lname);
-            if let Some(d) = &raw.dns_name {
+            for d in raw.dns_name.iter().chain(&raw.dns_names) {
                 if matches!(protocol, Some(Protocol::Tcp | Protocol::Udp)) {
                     if let Ok(name) = crate::dns::normalize(&d.value, None) {
                         self.dns_names.push(crate::dns::DnsName {
@@ -670,7 +714,9 @@ impl Compiler {
                 found
             }
         };
-        if raw.endpoints.is_empty() {
+        // A Service with no ready endpoint is normal during a rollout: its listeners answer
+        // as for a backend with every endpoint down.
+        if raw.endpoints.is_empty() && current_file() < self.overlay_from {
             self.error(pos(&raw.name), format!("backend `{name}` has no endpoints"))
                 .hint("list at least one endpoint under `endpoints:`, e.g. `- 127.0.0.1:8080`");
         }

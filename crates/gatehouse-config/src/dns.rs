@@ -176,13 +176,6 @@ impl Compiler {
         })
     }
 
-    fn error_count(&self) -> usize {
-        self.diags
-            .iter()
-            .filter(|d| d.severity == crate::diag::Severity::Error)
-            .count()
-    }
-
     /// `ADDRESS` (port 53) or `ADDRESS:PORT`.
     fn dns_server_address(&mut self, a: &S<Scalar>, what: &str) -> Option<SocketAddr> {
         let text = a.value.0.trim();

@@ -9,6 +9,11 @@
 //! port to a Gatehouse backend (`services`), a Secret to certificate files (`secrets`), a
 //! Gateway without `spec.addresses` to listen addresses (`addresses`). Positions of manifest
 //! values carry the manifest's file number ([`Pos::file`]).
+//!
+//! With the Kubernetes provider, an [`Overlay`] adds documents from memory (each object its own
+//! "file", named after it) and the cluster's own mappings: Services to generated backends,
+//! Secrets to certificates held in memory, Gateways to pool addresses. The config's mappings
+//! come first.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,10 +25,11 @@ use serde_saphyr::Spanned;
 use crate::compile::yaml_error;
 use crate::diag::{Diagnostic, Pos, Source};
 use crate::model::{
-    KeyedList, RawBackendRef, RawCertificate, RawGateway, RawGatewayApi, RawHttpFilter,
+    KeyedList, RawBackend, RawBackendRef, RawCertificate, RawGateway, RawGatewayApi, RawHttpFilter,
     RawHttpMatch, RawHttpRule, RawHttpTimeouts, RawListener, RawListenerTls, RawParentRef,
     RawRoute, S, Scalar,
 };
+use crate::overlay::{DocumentKind, Overlay};
 use crate::parse::{closest, parse_listen_address};
 
 const API_GROUP: &str = "gateway.networking.k8s.io";
@@ -37,7 +43,21 @@ pub(crate) struct Manifests {
     pub(crate) gateways: Vec<(u32, S<RawGateway>)>,
     /// Routes, each with its file number.
     pub(crate) routes: Vec<(u32, S<RawRoute>)>,
+    /// Backends from overlay fragments, each with its file number.
+    pub(crate) backends: Vec<(u32, S<RawBackend>)>,
+    /// How many of `sources` are files on disk; the rest are overlay documents.
+    pub(crate) disk_files: usize,
     pub(crate) diags: Vec<Diagnostic>,
+}
+
+/// An overlay fragment: the Gatehouse objects the provider generates for a Service.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fragment {
+    #[serde(default)]
+    backends: Vec<S<RawBackend>>,
+    #[serde(default)]
+    gateways: Vec<S<RawGateway>>,
 }
 
 // ---- The manifest model: what Gatehouse reads of each kind. -----------------------------
@@ -244,9 +264,10 @@ fn at<T>(file: u32, s: &S<T>) -> Pos {
     }
 }
 
-/// The config's mappings, with which entries were used.
+/// The config's mappings, with which entries were used, and the cluster's.
 struct Maps<'a> {
     api: &'a RawGatewayApi,
+    cluster: Option<&'a Overlay>,
     used: HashSet<(u8, usize)>,
 }
 
@@ -263,22 +284,43 @@ impl Maps<'_> {
     }
 }
 
-/// Reads the manifests `gatewayApi` names (relative to `base`, the config's directory).
-pub(crate) fn read(api: &S<RawGatewayApi>, base: &Path) -> Manifests {
+/// Reads the manifests `gatewayApi` names (relative to `base`, the config's directory), then
+/// the overlay's documents.
+pub(crate) fn read(
+    api: Option<&S<RawGatewayApi>>,
+    base: &Path,
+    overlay: Option<&Overlay>,
+) -> Manifests {
     let mut out = Manifests::default();
+    let empty = RawGatewayApi::default();
     let mut r = Reader {
         out: &mut out,
         maps: Maps {
-            api: &api.value,
+            api: api.map_or(&empty, |a| &a.value),
+            cluster: overlay,
             used: HashSet::new(),
         },
         gateways: HashMap::new(),
     };
     r.check_keys();
-    let files = r.files(api, base);
+    let files = match api {
+        Some(api) => r.files(api, base, overlay.is_some()),
+        None => Vec::new(),
+    };
     let mut objects = Vec::new();
     for path in files {
         r.file(&path, &mut objects);
+    }
+    r.out.disk_files = r.out.sources.len();
+    for d in overlay.map_or(&[][..], |o| &o.documents) {
+        r.out
+            .sources
+            .push(Source::new(d.name.clone(), d.text.clone()));
+        let file = u32::try_from(r.out.sources.len()).unwrap_or(u32::MAX);
+        match d.kind {
+            DocumentKind::Manifest => r.document(file, &d.text, &mut objects),
+            DocumentKind::Fragment => r.fragment(file, &d.text),
+        }
     }
     if r.out
         .diags
@@ -427,8 +469,8 @@ impl Reader<'_> {
 
     /// The manifest files: each entry a file, or a directory's `*.yaml` and `*.yml` files
     /// (sorted by name, not recursive).
-    fn files(&mut self, api: &S<RawGatewayApi>, base: &Path) -> Vec<PathBuf> {
-        if api.value.manifests.is_empty() {
+    fn files(&mut self, api: &S<RawGatewayApi>, base: &Path, cluster: bool) -> Vec<PathBuf> {
+        if api.value.manifests.is_empty() && !cluster {
             self.error(at(0, api), "`gatewayApi` has no `manifests`")
                 .hint("list manifest files or directories, e.g. `manifests: [k8s/]`");
         }
@@ -510,6 +552,43 @@ impl Reader<'_> {
         for doc in documents(&text) {
             self.document(file, &doc, objects);
         }
+    }
+
+    /// An overlay fragment: backends and gateways, in the config's own shape.
+    fn fragment(&mut self, file: u32, text: &str) {
+        if let Some(f) = self.parse::<Fragment>(file, text) {
+            self.out
+                .backends
+                .extend(f.backends.into_iter().map(|b| (file, b)));
+            self.out
+                .gateways
+                .extend(f.gateways.into_iter().map(|g| (file, g)));
+        }
+    }
+
+    /// The backend a Service port maps to: the config's mapping, then the cluster's.
+    fn service_backend(&mut self, key: &str) -> Option<String> {
+        if let Some(b) = Maps::find(&mut self.maps.used, 0, &self.maps.api.services, key) {
+            return Some(b.value.clone());
+        }
+        self.maps.cluster?.services.get(key).cloned()
+    }
+
+    /// The certificate and key files of a Secret: the config's mapping, then the cluster's.
+    fn secret_files(&mut self, key: &str) -> Option<(String, String)> {
+        if let Some(f) = Maps::find(&mut self.maps.used, 1, &self.maps.api.secrets, key) {
+            return Some((f.value.cert_file.value.clone(), f.value.key_file.value.clone()));
+        }
+        self.maps.cluster?.secrets.get(key).cloned()
+    }
+
+    /// Where a Gateway without `spec.addresses` listens: the config's mapping, then the
+    /// cluster's (a pool address).
+    fn gateway_addresses(&mut self, key: &str) -> Option<Vec<String>> {
+        if let Some(list) = Maps::find(&mut self.maps.used, 2, &self.maps.api.addresses, key) {
+            return Some(list.iter().map(|a| a.value.0.clone()).collect());
+        }
+        self.maps.cluster?.addresses.get(key).cloned()
     }
 
     fn parse<T: for<'de> Deserialize<'de>>(&mut self, file: u32, doc: &str) -> Option<T> {
@@ -662,11 +741,18 @@ impl Reader<'_> {
         }
         if g.addresses.is_empty() {
             let key = meta.full();
-            match Maps::find(&mut self.maps.used, 2, &self.maps.api.addresses, &key) {
+            match self.gateway_addresses(&key) {
                 Some(list) => {
                     for a in list {
-                        addresses.push(sp(a.value.clone(), &meta.name));
+                        addresses.push(sp(Scalar(a), &meta.name));
                     }
+                }
+                None if self.maps.cluster.is_some() => {
+                    self.error(
+                        at(file, &meta.name),
+                        format!("Gateway `{key}` has no `spec.addresses`, and there is no pool to take one from"),
+                    )
+                    .hint("set `kubernetes.pool` in the config, or give the Gateway `spec.addresses`");
                 }
                 None => {
                     self.error(
@@ -735,6 +821,7 @@ impl Reader<'_> {
             deny: Vec::new(),
             proxy_protocol: None,
             dns_name: None,
+            dns_names: Vec::new(),
         }
     }
 
@@ -748,18 +835,26 @@ impl Reader<'_> {
             .as_ref()
             .map_or(meta.namespace.as_str(), |n| n.value.as_str());
         let key = format!("{ns}/{}", c.name.value);
-        match Maps::find(&mut self.maps.used, 1, &self.maps.api.secrets, &key) {
-            Some(files) => Some(RawCertificate {
-                cert_file: sp(files.value.cert_file.value.clone(), &c.name),
-                key_file: sp(files.value.key_file.value.clone(), &c.name),
+        match self.secret_files(&key) {
+            Some((cert, key)) => Some(RawCertificate {
+                cert_file: sp(cert, &c.name),
+                key_file: sp(key, &c.name),
             }),
+            None if self.maps.cluster.is_some() => {
+                self.error(
+                    at(file, &c.name),
+                    format!("Secret `{key}` is not in the cluster, or is not a `kubernetes.io/tls` Secret with `tls.crt` and `tls.key`"),
+                )
+                .hint("check its name and namespace, and that the namespace is one Gatehouse watches");
+                None
+            }
             None => {
                 self.error(
                     at(file, &c.name),
                     format!("Secret `{key}` has no certificate files in `gatewayApi.secrets`"),
                 )
                 .hint(format!(
-                    "Gatehouse does not read Kubernetes Secrets: add `{key}: {{certFile: FILE.crt, keyFile: FILE.key}}` under `gatewayApi.secrets` in the config (PEM files, relative to the config)"
+                    "without the `kubernetes` provider, add `{key}: {{certFile: FILE.crt, keyFile: FILE.key}}` under `gatewayApi.secrets` in the config (PEM files, relative to the config)"
                 ));
                 None
             }
@@ -916,22 +1011,30 @@ impl Reader<'_> {
             return None;
         };
         let key = format!("{ns}/{}:{}", r.name.value, port.value);
-        match Maps::find(&mut self.maps.used, 0, &self.maps.api.services, &key) {
+        match self.service_backend(&key) {
             Some(backend) => Some(sp(
                 RawBackendRef {
-                    name: sp(backend.value.clone(), &r.name),
+                    name: sp(backend, &r.name),
                     weight: r.weight.as_ref().map(|w| sp(w.value, w)),
                     port: None,
                 },
                 b,
             )),
+            None if self.maps.cluster.is_some() => {
+                self.error(
+                    at(file, &r.name),
+                    format!("Service `{key}` is not in the cluster, or has no port {}", port.value),
+                )
+                .hint("check the Service's name, namespace and port, and that the namespace is one Gatehouse watches");
+                None
+            }
             None => {
                 self.error(
                     at(file, &r.name),
                     format!("Service `{key}` has no Gatehouse backend in `gatewayApi.services`"),
                 )
                 .hint(format!(
-                    "Gatehouse does not read Kubernetes Services yet (the Kubernetes provider is planned): add `{key}: BACKEND` under `gatewayApi.services` in the config, naming a backend defined under `backends:`"
+                    "without the `kubernetes` provider, add `{key}: BACKEND` under `gatewayApi.services` in the config, naming a backend defined under `backends:`"
                 ));
                 None
             }

@@ -19,7 +19,9 @@ mod diff;
 mod dns;
 mod gateway_api;
 mod http_routes;
+mod kubernetes;
 mod model;
+mod overlay;
 mod parse;
 mod pools;
 mod routes;
@@ -32,6 +34,8 @@ pub use compile::{
 };
 pub use diag::{Diagnostic, Diagnostics, Pos, Severity, Source};
 pub use diff::{ConfigDiff, diff};
+pub use kubernetes::LabelSelector;
+pub use overlay::{DocumentKind, MEMORY_PREFIX, Overlay, OverlayDocument, Rejected, load_with};
 pub use parse::{
     parse_cidr, parse_duration, parse_endpoint_target, parse_host_pattern, parse_listen_address,
 };

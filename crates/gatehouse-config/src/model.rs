@@ -37,6 +37,33 @@ pub struct RawConfig {
     /// Present (even empty: `admin:` or `admin: {}`) turns the admin endpoint on.
     #[serde(default, deserialize_with = "present")]
     pub admin: Option<S<RawAdmin>>,
+    /// Present (even empty) turns the Kubernetes provider on.
+    #[serde(default, deserialize_with = "present")]
+    pub kubernetes: Option<S<RawKubernetes>>,
+}
+
+/// `kubernetes`: the cluster to watch for LoadBalancer Services and Gateway API objects.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawKubernetes {
+    #[serde(default)]
+    pub kubeconfig: Option<S<String>>,
+    #[serde(default)]
+    pub context: Option<S<String>>,
+    #[serde(default)]
+    pub namespaces: Vec<S<String>>,
+    #[serde(default)]
+    pub label_selector: Option<S<String>>,
+    #[serde(default)]
+    pub load_balancer_class: Option<S<String>>,
+    #[serde(default)]
+    pub pool: Option<S<String>>,
+    #[serde(default)]
+    pub gateway_class_name: Option<S<String>>,
+    #[serde(default)]
+    pub endpoints: Option<S<String>>,
+    #[serde(default)]
+    pub dns_zone: Option<S<String>>,
 }
 
 /// `admin`: the HTTP endpoint for health, readiness, metrics and status.
@@ -197,7 +224,7 @@ pub struct RawRecursion {
 
 /// `gatewayApi`: Kubernetes Gateway API manifests to read, and how their references to
 /// Kubernetes objects (Services, Secrets) map to Gatehouse's own config.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawGatewayApi {
     #[serde(default)]
@@ -286,6 +313,8 @@ pub struct RawListener {
     pub proxy_protocol: Option<S<RawAcceptProxy>>,
     #[serde(default)]
     pub dns_name: Option<S<String>>,
+    #[serde(default)]
+    pub dns_names: Vec<S<String>>,
 }
 
 /// A UDP listener's `udp`: flow settings.

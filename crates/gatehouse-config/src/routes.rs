@@ -279,7 +279,7 @@ impl Compiler {
     }
 
     /// Resolves a file name from the config against the config's directory.
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         let p = PathBuf::from(name);
         if p.is_absolute() {
             p
@@ -289,7 +289,16 @@ impl Compiler {
     }
 
     /// Reads a file the config names; an error at `at` if it cannot.
-    fn read(&mut self, at: Pos, name: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
+    pub(crate) fn read(&mut self, at: Pos, name: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
+        if name.starts_with(crate::overlay::MEMORY_PREFIX) {
+            return match self.memory.get(name) {
+                Some(bytes) => Some((PathBuf::from(name), bytes.clone())),
+                None => {
+                    self.error(at, format!("{what} `{name}` is not in the cluster's Secrets"));
+                    None
+                }
+            };
+        }
         let path = self.path(name);
         match std::fs::read(&path) {
             Ok(bytes) => Some((path, bytes)),

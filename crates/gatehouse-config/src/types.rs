@@ -29,6 +29,50 @@ pub struct Config {
     pub pools: BTreeMap<String, AddressPool>,
     /// The admin endpoint, when `admin` is configured.
     pub admin: Option<AdminConfig>,
+    /// The Kubernetes provider, when `kubernetes` is configured.
+    pub kubernetes: Option<Arc<KubernetesConfig>>,
+}
+
+/// `kubernetes`: which cluster to watch, what to take from it and where its addresses come
+/// from (docs/kubernetes.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; `None`: in-cluster credentials, then `$KUBECONFIG` or
+    /// `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (`None`: its current context).
+    pub context: Option<String>,
+    /// Namespaces to watch (empty: all).
+    pub namespaces: Vec<String>,
+    /// Only LoadBalancer Services with these labels.
+    pub label_selector: Option<crate::LabelSelector>,
+    /// Only LoadBalancer Services of this `spec.loadBalancerClass` (`None`: those with none).
+    pub load_balancer_class: Option<String>,
+    /// The pool LoadBalancer Services and Gateways take addresses from.
+    pub pool: Option<String>,
+    /// Gateways of this class are served.
+    pub gateway_class_name: String,
+    /// How endpoints are reached.
+    pub endpoints: EndpointsMode,
+    /// LoadBalancer Services get `NAME.NAMESPACE.ZONE` in the DNS server.
+    pub dns_zone: Option<String>,
+    /// The VRRP instance that holds the pool: only its master writes status. `None`: this
+    /// node always writes.
+    pub status_instance: Option<String>,
+}
+
+impl KubernetesConfig {
+    /// The `controllerName` of the GatewayClasses Gatehouse implements.
+    pub const CONTROLLER_NAME: &'static str = "gatehouse.dev/gateway-controller";
+}
+
+/// How a Service's endpoints are reached from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointsMode {
+    /// Pod addresses and target ports, from EndpointSlices.
+    Pods,
+    /// Every ready node's InternalIP and the Service port's `nodePort`.
+    NodePorts,
 }
 
 /// Where the admin endpoint (health, readiness, metrics, status, the status page and the
@@ -69,6 +113,7 @@ impl Config {
             vrrp: Vec::new(),
             pools: BTreeMap::new(),
             admin: None,
+            kubernetes: None,
         }
     }
 
@@ -76,6 +121,11 @@ impl Config {
     /// API manifests): a change to any of them is a change of config.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut out = self.manifests.clone();
+        out.extend(
+            self.kubernetes
+                .as_ref()
+                .and_then(|k| k.kubeconfig.clone()),
+        );
         for l in &self.listeners {
             if let Some(TlsMode::Terminate(t)) = l.tls.as_ref().map(|t| &t.mode) {
                 for c in &t.certificates {
@@ -93,6 +143,8 @@ impl Config {
                 out.push(path.clone());
             }
         }
+        // Certificates from Kubernetes Secrets live in memory, not on disk.
+        out.retain(|p| !p.starts_with(crate::overlay::MEMORY_PREFIX));
         out.sort();
         out.dedup();
         out

@@ -34,8 +34,47 @@ pub struct StatusDoc {
     pub backends: Vec<BackendDoc>,
     /// The DNS server, when configured.
     pub dns: Option<DnsDoc>,
+    /// The Kubernetes provider, when configured.
+    pub kubernetes: Option<KubernetesDoc>,
     /// The last warnings and errors, oldest first.
     pub recent: Vec<RecentDoc>,
+}
+
+/// The Kubernetes provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KubernetesDoc {
+    /// Whether the API server answered the last probe. While it does not, the last known
+    /// state is served.
+    pub connected: bool,
+    /// Since when `connected` has been what it is.
+    pub since: Option<String>,
+    /// Whether every kind has been listed (nothing from the cluster is served before).
+    pub synced: bool,
+    /// Whether this node writes status (VRRP master of the pool's instance).
+    pub writes_status: bool,
+    /// The last error from the API server.
+    pub last_error: Option<String>,
+    /// Objects held, by kind.
+    pub objects: std::collections::BTreeMap<String, usize>,
+    /// LoadBalancer Services served: `NAMESPACE/NAME` -> addresses.
+    pub services: std::collections::BTreeMap<String, Vec<String>>,
+    /// Objects left out of the running config, with why.
+    pub rejected: Vec<RejectedDoc>,
+    /// Status writes done.
+    pub status_writes: u64,
+    /// Status writes that failed.
+    pub status_write_failures: u64,
+}
+
+/// An object left out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RejectedDoc {
+    /// `KIND NAMESPACE/NAME`.
+    pub object: String,
+    /// The errors, one line each.
+    pub errors: Vec<String>,
 }
 
 /// The config file and its reloads.
@@ -408,6 +447,32 @@ pub(crate) fn build(shared: &AdminShared) -> StatusDoc {
         routes,
         backends,
         dns,
+        kubernetes: shared.kube.load_full().map(|k| {
+            let r = k.read();
+            KubernetesDoc {
+                connected: r.connected,
+                since: r.since.map(rfc3339),
+                synced: r.synced,
+                writes_status: r.writes_status,
+                last_error: r.last_error,
+                objects: r
+                    .objects
+                    .into_iter()
+                    .map(|(k, n)| (k.to_owned(), n))
+                    .collect(),
+                services: r.services,
+                rejected: r
+                    .rejected
+                    .into_iter()
+                    .map(|x| RejectedDoc {
+                        object: x.document,
+                        errors: x.errors,
+                    })
+                    .collect(),
+                status_writes: r.status_writes.0,
+                status_write_failures: r.status_writes.1,
+            }
+        }),
         recent: shared
             .telemetry
             .recent()

@@ -1,0 +1,456 @@
+//! Gatehouse's Kubernetes provider: the cluster's LoadBalancer Services and Gateway API
+//! objects as config, and their status written back.
+//!
+//! ```text
+//! API server ──list/watch──► watch::run (one task per kind) ──► Snapshot
+//!                                                                  │ (100 ms settle)
+//!                                               render::render ◄───┘
+//!                                                     │ Overlay (documents + mappings)
+//!   gatehouse-app: load_with(file, overlay) ──► apply ──► Provider::applied
+//!                                                              │
+//! API server ◄──merge patch /status (VRRP master only)── status::write
+//! ```
+//!
+//! The provider never stops serving on its own account: when the API server is unreachable
+//! the watchers retry with backoff and the last rendered overlay stays applied; `report`
+//! says so, and a probe of `/version` every few seconds tells when it is back.
+
+mod render;
+mod snapshot;
+mod status;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use gatehouse_config::{AddressPool, Config, KubernetesConfig, Rejected};
+use kube::api::ApiResource;
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use tokio::sync::watch as channel;
+use tokio_util::sync::CancellationToken;
+
+pub use render::{
+    ADDRESS_ANNOTATIONS, HOSTNAME_ANNOTATION, POOL_ANNOTATIONS, Rendered, Taken, TakenRoute,
+    document_name, generated_name, render,
+};
+pub use snapshot::{Key, RouteKind, Snapshot};
+pub use status::{StatusPatch, wanted as status_patches};
+
+/// How long changes are gathered before rendering: a rollout changes many slices at once.
+const SETTLE: Duration = Duration::from_millis(100);
+/// How often the API server's reachability is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long a client that could not be built waits before trying again.
+const CLIENT_RETRY: Duration = Duration::from_secs(5);
+
+/// Decides whether this node writes status (the VRRP master of the pool's instance).
+pub type Leader = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What the provider reports for `status` and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Whether the API server answered the last probe.
+    pub connected: bool,
+    /// When `connected` last changed.
+    pub since: Option<SystemTime>,
+    /// Whether every watcher has its first list (until then, nothing from the cluster is
+    /// served).
+    pub synced: bool,
+    /// The last watch error.
+    pub last_error: Option<String>,
+    /// Objects held, by kind.
+    pub objects: BTreeMap<&'static str, usize>,
+    /// LoadBalancer Services served: `NAMESPACE/NAME` -> addresses.
+    pub services: BTreeMap<String, Vec<String>>,
+    /// Objects left out of the running config, and why.
+    pub rejected: Vec<Rejected>,
+    /// Whether this node writes status now.
+    pub writes_status: bool,
+    /// Status writes done, and failed.
+    pub status_writes: (u64, u64),
+}
+
+/// A running provider. Dropping it stops every task.
+pub struct Provider {
+    settings: Arc<KubernetesConfig>,
+    rendered: channel::Receiver<Option<Arc<Rendered>>>,
+    pools: channel::Sender<BTreeMap<String, AddressPool>>,
+    applied: channel::Sender<Option<Arc<Applied>>>,
+    report: Arc<Mutex<Report>>,
+    stop: CancellationToken,
+}
+
+/// What was applied from a rendering, for the status writer.
+pub struct Applied {
+    /// The rendering.
+    pub rendered: Arc<Rendered>,
+    /// The config now running.
+    pub config: Arc<Config>,
+    /// Documents left out.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Provider {
+    /// Starts watching. `pools` are the running config's; `leader` says whether this node
+    /// writes status. Never fails: a client that cannot be built (a bad kubeconfig) is
+    /// reported and retried.
+    pub fn start(
+        settings: Arc<KubernetesConfig>,
+        pools: BTreeMap<String, AddressPool>,
+        leader: Leader,
+    ) -> Provider {
+        let (rendered_tx, rendered) = channel::channel(None);
+        let (pools_tx, pools_rx) = channel::channel(pools);
+        let (applied_tx, applied_rx) = channel::channel(None);
+        let report = Arc::new(Mutex::new(Report::default()));
+        let stop = CancellationToken::new();
+        tokio::spawn(run(
+            Arc::clone(&settings),
+            pools_rx,
+            rendered_tx,
+            applied_rx,
+            leader,
+            Arc::clone(&report),
+            stop.clone(),
+        ));
+        Provider {
+            settings,
+            rendered,
+            pools: pools_tx,
+            applied: applied_tx,
+            report,
+            stop,
+        }
+    }
+
+    /// The settings it runs with (a reload that changes them starts a new provider).
+    pub fn settings(&self) -> &Arc<KubernetesConfig> {
+        &self.settings
+    }
+
+    /// Renderings, newest first; `None` until the first full list is in.
+    pub fn updates(&self) -> channel::Receiver<Option<Arc<Rendered>>> {
+        self.rendered.clone()
+    }
+
+    /// The running config's pools changed.
+    pub fn set_pools(&self, pools: &BTreeMap<String, AddressPool>) {
+        self.pools.send_if_modified(|p| {
+            let changed = p != pools;
+            if changed {
+                p.clone_from(pools);
+            }
+            changed
+        });
+    }
+
+    /// A rendering was applied (or applied in part): status follows.
+    pub fn applied(&self, applied: Applied) {
+        {
+            let mut r = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+            r.rejected.clone_from(&applied.rejected);
+            r.services = status::service_addresses(&applied)
+                .into_iter()
+                .map(|((ns, name), ips)| {
+                    (
+                        format!("{ns}/{name}"),
+                        ips.iter().map(ToString::to_string).collect(),
+                    )
+                })
+                .collect();
+        }
+        let _ = self.applied.send(Some(Arc::new(applied)));
+    }
+
+    /// What it reports now.
+    pub fn report(&self) -> Report {
+        self.report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A handle that reads the report without holding the provider.
+    pub fn reporter(&self) -> Reporter {
+        Reporter(Arc::clone(&self.report))
+    }
+}
+
+/// Reads a provider's [`Report`].
+#[derive(Clone)]
+pub struct Reporter(Arc<Mutex<Report>>);
+
+impl Reporter {
+    /// What the provider reports now.
+    pub fn read(&self) -> Report {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// Builds the client from the settings: the kubeconfig named, else in-cluster credentials,
+/// `$KUBECONFIG` or `~/.kube/config` (kube's inference order).
+async fn client(settings: &KubernetesConfig) -> Result<Client, String> {
+    let options = kube::config::KubeConfigOptions {
+        context: settings.context.clone(),
+        ..Default::default()
+    };
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None if settings.context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("kubeconfig: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes credentials: {e}"))?,
+    };
+    Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
+async fn run(
+    settings: Arc<KubernetesConfig>,
+    mut pools: channel::Receiver<BTreeMap<String, AddressPool>>,
+    rendered: channel::Sender<Option<Arc<Rendered>>>,
+    applied: channel::Receiver<Option<Arc<Applied>>>,
+    leader: Leader,
+    report: Arc<Mutex<Report>>,
+    stop: CancellationToken,
+) {
+    let client = loop {
+        match client(&settings).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!("kubernetes: {e}; retrying in {}s", CLIENT_RETRY.as_secs());
+                report
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .last_error = Some(e);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(CLIENT_RETRY) => {}
+                }
+            }
+        }
+    };
+    let shared = Arc::new(watch::Shared::new());
+    let tasks = tokio_util::task::TaskTracker::new();
+    spawn_watchers(&tasks, &client, &settings, &shared, &stop);
+    tasks.spawn(stop.clone().run_until_cancelled_owned(probe(
+        client.clone(),
+        Arc::clone(&report),
+    )));
+    tasks.spawn(stop.clone().run_until_cancelled_owned(status::write(
+        client.clone(),
+        applied,
+        Arc::clone(&shared),
+        leader,
+        Arc::clone(&report),
+    )));
+    tracing::info!(
+        namespaces = %if settings.namespaces.is_empty() { "all".to_owned() } else { settings.namespaces.join(",") },
+        "kubernetes: watching"
+    );
+    let mut last: Option<Arc<Rendered>> = None;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = shared.changed.notified() => {}
+            r = pools.changed() => if r.is_err() { break },
+        }
+        tokio::time::sleep(SETTLE).await;
+        {
+            let mut r = report.lock().unwrap_or_else(PoisonError::into_inner);
+            r.synced = shared.all_synced();
+            r.objects = shared
+                .snapshot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .counts();
+            r.last_error = shared
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .or(r.last_error.take());
+            if !r.synced {
+                continue;
+            }
+        }
+        let snapshot = shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let fresh = render(&snapshot, &settings, &pools.borrow_and_update());
+        if last.as_deref() == Some(&fresh) {
+            continue;
+        }
+        for s in &fresh.skipped {
+            if !last.as_ref().is_some_and(|l| l.skipped.contains(s)) {
+                tracing::warn!("kubernetes: {s}");
+            }
+        }
+        let fresh = Arc::new(fresh);
+        last = Some(Arc::clone(&fresh));
+        if rendered.send(Some(fresh)).is_err() {
+            break;
+        }
+    }
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// The Gateway API kinds, as dynamic resources (types from the gateway-api crate).
+fn gateway_api_resource<K: Resource<DynamicType = ()>>() -> ApiResource {
+    ApiResource::erase::<K>(&())
+}
+
+fn spawn_watchers(
+    tasks: &tokio_util::task::TaskTracker,
+    client: &Client,
+    settings: &KubernetesConfig,
+    shared: &Arc<watch::Shared>,
+    stop: &CancellationToken,
+) {
+    use gateway_api::experimental::{tcproutes::TcpRoute, udproutes::UdpRoute};
+    use gateway_api::{
+        gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute,
+        tlsroutes::TlsRoute,
+    };
+    use k8s_openapi::api::core::v1::{Node, Secret, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    let namespaces: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let plain = watcher::Config::default;
+    let spawn = |fut| {
+        tasks.spawn(stop.clone().run_until_cancelled_owned(fut));
+    };
+    for ns in &namespaces {
+        let label = |kind: &str| match ns {
+            Some(n) => format!("{kind} in {n}"),
+            None => kind.to_owned(),
+        };
+        spawn(Box::pin(watch::run(
+            label("Services"),
+            watch::typed_api::<Service>(client, ns.as_deref()),
+            plain(),
+            ns.clone(),
+            |s| &mut s.services,
+            Arc::clone(shared),
+        )) as futures_util::future::BoxFuture<'static, ()>);
+        spawn(Box::pin(watch::run(
+            label("EndpointSlices"),
+            watch::typed_api::<EndpointSlice>(client, ns.as_deref()),
+            plain(),
+            ns.clone(),
+            |s| &mut s.slices,
+            Arc::clone(shared),
+        )));
+        spawn(Box::pin(watch::run(
+            label("Secrets"),
+            watch::typed_api::<Secret>(client, ns.as_deref()),
+            plain().fields("type=kubernetes.io/tls"),
+            ns.clone(),
+            |s| &mut s.secrets,
+            Arc::clone(shared),
+        )));
+        spawn(Box::pin(watch::run(
+            label("Gateways"),
+            watch::dynamic_api(client, &gateway_api_resource::<Gateway>(), ns.as_deref()),
+            plain(),
+            ns.clone(),
+            |s| &mut s.gateways,
+            Arc::clone(shared),
+        )));
+        let routes: [(RouteKind, ApiResource); 4] = [
+            (RouteKind::Http, gateway_api_resource::<HttpRoute>()),
+            (RouteKind::Tls, gateway_api_resource::<TlsRoute>()),
+            (RouteKind::Tcp, gateway_api_resource::<TcpRoute>()),
+            (RouteKind::Udp, gateway_api_resource::<UdpRoute>()),
+        ];
+        for (kind, resource) in routes {
+            let slot: watch::Slot<kube::api::DynamicObject> = match kind {
+                RouteKind::Http => |s| s.routes.entry(RouteKind::Http).or_default(),
+                RouteKind::Tls => |s| s.routes.entry(RouteKind::Tls).or_default(),
+                RouteKind::Tcp => |s| s.routes.entry(RouteKind::Tcp).or_default(),
+                RouteKind::Udp => |s| s.routes.entry(RouteKind::Udp).or_default(),
+            };
+            spawn(Box::pin(watch::run(
+                label(&format!("{}s", kind.kind())),
+                watch::dynamic_api(client, &resource, ns.as_deref()),
+                plain(),
+                ns.clone(),
+                slot,
+                Arc::clone(shared),
+            )));
+        }
+    }
+    spawn(Box::pin(watch::run(
+        "GatewayClasses".to_owned(),
+        watch::dynamic_api(client, &gateway_api_resource::<GatewayClass>(), None),
+        plain(),
+        None,
+        |s| &mut s.classes,
+        Arc::clone(shared),
+    )));
+    if settings.endpoints == gatehouse_config::EndpointsMode::NodePorts {
+        spawn(Box::pin(watch::run(
+            "Nodes".to_owned(),
+            kube::Api::<Node>::all(client.clone()),
+            plain(),
+            None,
+            |s| &mut s.nodes,
+            Arc::clone(shared),
+        )));
+    }
+}
+
+/// Probes `/version`: `connected` in the report, and a log line when it changes.
+async fn probe(client: Client, report: Arc<Mutex<Report>>) {
+    let mut first = true;
+    loop {
+        let ok = match tokio::time::timeout(PROBE_EVERY, client.apiserver_version()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("no answer in time".to_owned()),
+        };
+        {
+            let mut r = report.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = ok.is_ok();
+            if first || r.connected != now {
+                match &ok {
+                    Ok(()) if first => tracing::info!("kubernetes: API server reachable"),
+                    Ok(()) => tracing::info!("kubernetes: API server reachable again; reconciling"),
+                    Err(e) => tracing::warn!(
+                        "kubernetes: API server unreachable ({e}); serving the last known state"
+                    ),
+                }
+                r.connected = now;
+                r.since = Some(SystemTime::now());
+            }
+            if let Err(e) = ok {
+                r.last_error = Some(e);
+            }
+        }
+        first = false;
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}

@@ -1,0 +1,337 @@
+//! The cluster as config, without a server: objects in, the compiled config and the status
+//! patches out. What the watchers feed is tested in `tests/api.rs`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use gatehouse_config::{Config, Rejected, Source, load_with};
+use gatehouse_kube::{Applied, RouteKind, Snapshot, render, status_patches};
+use kube::api::DynamicObject;
+use serde_json::{Value, json};
+
+const FILE: &str = "
+pools:
+  - name: lan
+    addresses: [127.0.10.1-127.0.10.9]
+kubernetes:
+  pool: lan
+";
+
+fn key(ns: &str, name: &str) -> (String, String) {
+    (ns.to_owned(), name.to_owned())
+}
+
+fn service(ns: &str, name: &str, extra: Value) -> Value {
+    let mut s = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer", "ports": [
+            {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080},
+            {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353},
+        ]},
+    });
+    merge(&mut s, extra);
+    s
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn slice(ns: &str, service: &str, endpoints: &[(&str, bool)]) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{service}-abc"), "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                  {"name": "dns", "port": 5353, "protocol": "UDP"}],
+        "endpoints": endpoints.iter().map(|(ip, ready)| json!({
+            "addresses": [ip], "conditions": {"ready": ready}
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn dynamic(v: Value) -> Arc<DynamicObject> {
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+struct World {
+    snapshot: Snapshot,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            snapshot: Snapshot::default(),
+        }
+    }
+
+    fn service(mut self, v: Value) -> World {
+        let s: k8s_openapi::api::core::v1::Service = serde_json::from_value(v).unwrap();
+        let k = key(
+            s.metadata.namespace.as_deref().unwrap(),
+            s.metadata.name.as_deref().unwrap(),
+        );
+        self.snapshot.services.insert(k, Arc::new(s));
+        self
+    }
+
+    fn slice(mut self, v: Value) -> World {
+        let s: k8s_openapi::api::discovery::v1::EndpointSlice = serde_json::from_value(v).unwrap();
+        let k = key(
+            s.metadata.namespace.as_deref().unwrap(),
+            s.metadata.name.as_deref().unwrap(),
+        );
+        self.snapshot.slices.insert(k, Arc::new(s));
+        self
+    }
+
+    fn gateway(mut self, v: Value) -> World {
+        let d = dynamic(v);
+        let k = key(
+            d.metadata.namespace.as_deref().unwrap(),
+            d.metadata.name.as_deref().unwrap(),
+        );
+        self.snapshot.gateways.insert(k, d);
+        self
+    }
+
+    fn route(mut self, kind: RouteKind, v: Value) -> World {
+        let d = dynamic(v);
+        let k = key(
+            d.metadata.namespace.as_deref().unwrap(),
+            d.metadata.name.as_deref().unwrap(),
+        );
+        self.snapshot.routes.entry(kind).or_default().insert(k, d);
+        self
+    }
+
+    /// Renders and compiles with `file`: the config, what was left out, and the patches the
+    /// status writer would send.
+    fn compile(&self, file: &str) -> (Arc<Config>, Vec<Rejected>, Vec<gatehouse_kube::StatusPatch>) {
+        let source = Source::new("gatehouse.yaml", file);
+        let base = gatehouse_config::compile(&source).unwrap().config;
+        let settings = base.kubernetes.clone().unwrap();
+        let rendered = Arc::new(render(&self.snapshot, &settings, &base.pools));
+        let (loaded, rejected) = load_with(&source, &rendered.overlay)
+            .unwrap_or_else(|d| panic!("{}", d.one_line()));
+        let config = Arc::new(loaded.config);
+        let applied = Applied {
+            rendered,
+            config: Arc::clone(&config),
+            rejected: rejected.clone(),
+        };
+        let patches = status_patches(&applied, &self.snapshot, "2026-11-23T00:00:00Z");
+        (config, rejected, patches)
+    }
+}
+
+fn listener<'a>(config: &'a Config, name: &str) -> &'a gatehouse_config::Listener {
+    config
+        .listeners
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no listener {name}; have {:?}",
+                config.listeners.iter().map(|l| &l.name).collect::<Vec<_>>()
+            )
+        })
+}
+
+fn endpoints(config: &Config, backend: &str) -> Vec<String> {
+    config.backends[backend]
+        .endpoints
+        .iter()
+        .map(|e| e.target.to_string())
+        .collect()
+}
+
+#[test]
+fn a_load_balancer_service_gets_a_pool_address_and_its_ready_endpoints() {
+    let w = World::new()
+        .service(service("media", "jellyfin", json!({})))
+        .slice(slice("media", "jellyfin", &[("10.1.0.5", true), ("10.1.0.6", false)]));
+    let (config, rejected, patches) = w.compile(FILE);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let tcp = listener(&config, "svc.media.jellyfin/tcp-80");
+    assert_eq!(tcp.bind, "127.0.10.1:80".parse::<SocketAddr>().unwrap());
+    let udp = listener(&config, "svc.media.jellyfin/udp-53");
+    assert_eq!(udp.bind, "127.0.10.1:53".parse::<SocketAddr>().unwrap());
+    // Only the ready endpoint, on the target port of the matching slice port.
+    assert_eq!(endpoints(&config, "k8s.media.jellyfin.80"), ["10.1.0.5:8080"]);
+    assert_eq!(endpoints(&config, "k8s.media.jellyfin.53"), ["10.1.0.5:5353"]);
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].kind, "Service");
+    assert_eq!(
+        patches[0].body,
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.10.1", "ipMode": "Proxy"}]}}})
+    );
+}
+
+#[test]
+fn addresses_asked_for_or_already_held_are_kept_and_others_are_ignored() {
+    let w = World::new()
+        // Sorts first, so it would take .1 if .1 were not pinned by `b`'s status.
+        .service(service("a", "new", json!({})))
+        .service(service(
+            "b",
+            "held",
+            json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.10.1", "ipMode": "Proxy"}]}}}),
+        ))
+        .service(service(
+            "c",
+            "metallb",
+            json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "127.0.10.7"}}}),
+        ))
+        .service(service(
+            "d",
+            "cilium",
+            json!({"metadata": {"annotations": {"lbipam.cilium.io/ips": "127.0.10.8"}}}),
+        ))
+        .service(service(
+            "e",
+            "other-class",
+            json!({"spec": {"loadBalancerClass": "example.com/other"}}),
+        ))
+        .service(service("f", "cluster-ip", json!({"spec": {"type": "ClusterIP"}})));
+    let (config, rejected, patches) = w.compile(FILE);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let bind = |name: &str| listener(&config, name).bind.ip();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(bind("svc.b.held/tcp-80"), ip("127.0.10.1"));
+    assert_eq!(bind("svc.a.new/tcp-80"), ip("127.0.10.2"));
+    assert_eq!(bind("svc.c.metallb/tcp-80"), ip("127.0.10.7"));
+    assert_eq!(bind("svc.d.cilium/tcp-80"), ip("127.0.10.8"));
+    assert!(!config.listeners.iter().any(|l| l.name.starts_with("svc.e.") || l.name.starts_with("svc.f.")));
+    // `held` already says what it has: no patch for it.
+    let patched: Vec<String> = patches.iter().map(|p| format!("{}/{}", p.key.0, p.key.1)).collect();
+    assert_eq!(patched, ["a/new", "c/metallb", "d/cilium"]);
+}
+
+#[test]
+fn an_address_outside_the_pool_leaves_that_service_out_and_only_it() {
+    let w = World::new()
+        .service(service(
+            "a",
+            "outside",
+            json!({"metadata": {"annotations": {"metallb.io/loadBalancerIPs": "192.0.2.7"}}}),
+        ))
+        .service(service("b", "fine", json!({})));
+    let (config, rejected, patches) = w.compile(FILE);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].document, "Service a/outside");
+    assert!(rejected[0].errors[0].contains("192.0.2.7"), "{:?}", rejected[0].errors);
+    listener(&config, "svc.b.fine/tcp-80");
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].key.1, "fine");
+}
+
+fn gateway() -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "internal", "namespace": "infra", "generation": 3},
+        "spec": {"gatewayClassName": "gatehouse", "listeners": [
+            {"name": "http", "port": 8080, "protocol": "HTTP"}
+        ]},
+    })
+}
+
+fn http_route(name: &str, backend: &str, extra_rule: Value) -> Value {
+    let mut rule = json!({
+        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        "backendRefs": [{"name": backend, "namespace": "media", "port": 8989}],
+    });
+    merge(&mut rule, extra_rule);
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "media", "generation": 1},
+        "spec": {
+            "parentRefs": [{"name": "internal", "namespace": "infra"},
+                           {"name": "someone-elses", "namespace": "infra"}],
+            "hostnames": [format!("{name}.lab.example")],
+            "rules": [rule],
+        },
+    })
+}
+
+#[test]
+fn gateway_api_objects_become_routes_and_bad_ones_are_left_out_alone() {
+    let sonarr = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "sonarr", "namespace": "media"},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "web", "port": 8989, "targetPort": 8989}]},
+    });
+    let mut sonarr_slice = slice("media", "sonarr", &[("10.1.0.9", true)]);
+    sonarr_slice["ports"] = json!([{"name": "web", "port": 8989, "protocol": "TCP"}]);
+    let w = World::new()
+        .service(sonarr)
+        .slice(sonarr_slice)
+        .gateway(gateway())
+        .gateway(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "someone-elses", "namespace": "infra"},
+            "spec": {"gatewayClassName": "cilium", "listeners": [{"name": "x", "port": 1, "protocol": "HTTP"}]},
+        }))
+        .route(RouteKind::Http, http_route("sonarr", "sonarr", json!({})))
+        .route(RouteKind::Http, http_route("missing", "radarr", json!({})))
+        .route(
+            RouteKind::Http,
+            http_route("unsupported", "sonarr", json!({"sessionPersistence": {"sessionName": "x"}})),
+        );
+    let (config, rejected, patches) = w.compile(FILE);
+    let mut left_out: Vec<&str> = rejected.iter().map(|r| r.document.as_str()).collect();
+    left_out.sort();
+    assert_eq!(left_out, ["HTTPRoute media/missing", "HTTPRoute media/unsupported"]);
+    let missing = rejected.iter().find(|r| r.document.ends_with("missing")).unwrap();
+    assert!(missing.errors[0].contains("media/radarr:8989"), "{missing:?}");
+    let unsupported = rejected.iter().find(|r| r.document.ends_with("unsupported")).unwrap();
+    assert!(unsupported.errors[0].contains("sessionPersistence"), "{unsupported:?}");
+
+    // The Gateway got a pool address; its listener serves the good route.
+    let l = listener(&config, "internal/http");
+    assert_eq!(l.bind, "127.0.10.1:8080".parse::<SocketAddr>().unwrap());
+    assert_eq!(endpoints(&config, "k8s.media.sonarr.8989"), ["10.1.0.9:8989"]);
+    assert!(!config.listeners.iter().any(|l| l.name.starts_with("someone-elses")));
+
+    let by: BTreeMap<String, &Value> = patches
+        .iter()
+        .map(|p| (format!("{} {}", p.kind, p.key.1), &p.body))
+        .collect();
+    let gw = by["Gateway internal"];
+    assert_eq!(gw["status"]["addresses"], json!([{"type": "IPAddress", "value": "127.0.10.1"}]));
+    assert_eq!(gw["status"]["conditions"][0]["type"], "Accepted");
+    assert_eq!(gw["status"]["conditions"][0]["status"], "True");
+    assert_eq!(gw["status"]["conditions"][0]["observedGeneration"], 3);
+    assert_eq!(gw["status"]["listeners"][0]["attachedRoutes"], 1);
+    let good = &by["HTTPRoute sonarr"]["status"]["parents"];
+    assert_eq!(good.as_array().unwrap().len(), 1, "only our parent: {good}");
+    assert_eq!(good[0]["controllerName"], "gatehouse.dev/gateway-controller");
+    assert_eq!(good[0]["parentRef"]["name"], "internal");
+    assert_eq!(good[0]["conditions"][0]["status"], "True");
+    let bad = &by["HTTPRoute missing"]["status"]["parents"][0]["conditions"];
+    assert_eq!(bad[0]["status"], "False");
+    assert_eq!(bad[1]["type"], "ResolvedRefs");
+    assert_eq!(bad[1]["reason"], "BackendNotFound");
+}
+
+#[test]
+fn a_status_that_says_what_we_want_is_not_written_again() {
+    let w = World::new()
+        .service(service("media", "jellyfin", json!({})))
+        .slice(slice("media", "jellyfin", &[("10.1.0.5", true)]));
+    let (_, _, patches) = w.compile(FILE);
+    let Value::Object(body) = patches[0].body.clone() else { unreachable!() };
+    let w = w.service(service("media", "jellyfin", Value::Object(body)));
+    let (_, _, patches) = w.compile(FILE);
+    assert!(patches.is_empty(), "{patches:?}");
+}
