@@ -288,6 +288,32 @@ impl Config {
         if let Some(dns) = &self.dns {
             dns_summary(&mut out, dns);
         }
+        if let Some(k) = &self.kubernetes {
+            let _ = writeln!(
+                out,
+                "kubernetes: {}, namespaces {}; LoadBalancer Services of {}{} take addresses from {}; Gateways of class `{}`; endpoints: {}; status written by {}",
+                k.kubeconfig
+                    .as_ref()
+                    .map_or("in-cluster credentials or $KUBECONFIG".to_owned(), |p| format!("kubeconfig {}", p.display())),
+                if k.namespaces.is_empty() { "all".to_owned() } else { k.namespaces.join(", ") },
+                k.load_balancer_class
+                    .as_ref()
+                    .map_or("no class".to_owned(), |c| format!("class `{c}`")),
+                k.label_selector
+                    .as_ref()
+                    .map(|s| format!(" with labels `{s}`"))
+                    .unwrap_or_default(),
+                k.pool.as_ref().map_or("no pool".to_owned(), |p| format!("pool `{p}`")),
+                k.gateway_class_name,
+                match k.endpoints {
+                    crate::types::EndpointsMode::Pods => "pod addresses",
+                    crate::types::EndpointsMode::NodePorts => "node ports",
+                },
+                k.status_instance
+                    .as_ref()
+                    .map_or("this node".to_owned(), |i| format!("the master of VRRP instance `{i}`")),
+            );
+        }
         if let Some(admin) = &self.admin {
             let _ = writeln!(
                 out,

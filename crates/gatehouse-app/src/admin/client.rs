@@ -521,6 +521,50 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
             dns.dropped
         );
     }
+    if let Some(k) = &doc.kubernetes {
+        let state = match (k.connected, k.synced) {
+            (true, true) => "API server reachable",
+            (true, false) => "API server reachable, still listing",
+            (false, true) => "API SERVER UNREACHABLE: serving the last known state",
+            (false, false) => "API SERVER UNREACHABLE: nothing listed yet",
+        };
+        let objects: Vec<String> = k
+            .objects
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nKUBERNETES: {state}{}; {}; this node {} status",
+            k.since
+                .as_deref()
+                .map(|s| format!(" (since {})", when(s)))
+                .unwrap_or_default(),
+            if objects.is_empty() {
+                "no objects".to_owned()
+            } else {
+                objects.join(", ")
+            },
+            if k.writes_status { "writes" } else { "does not write" },
+        );
+        if let Some(e) = &k.last_error {
+            let _ = writeln!(out, "  last error: {e}");
+        }
+        let rows: Vec<Vec<String>> = k
+            .services
+            .iter()
+            .map(|(name, ips)| vec![name.clone(), ips.join(", ")])
+            .chain(
+                k.rejected
+                    .iter()
+                    .map(|r| vec![r.object.clone(), format!("LEFT OUT: {}", r.errors.join("; "))]),
+            )
+            .collect();
+        if !rows.is_empty() {
+            table(&mut out, "KUBERNETES OBJECTS", &["OBJECT", "ADDRESSES / WHY"], &rows);
+        }
+    }
     if !doc.recent.is_empty() {
         let rows: Vec<Vec<String>> = doc
             .recent
