@@ -396,7 +396,7 @@ impl Compiler {
         });
         let kubernetes = raw.kubernetes.as_ref().and_then(|k| {
             let _file = InFile::new(0);
-            self.kubernetes(k, &pools, &raw.vrrp, dns.as_ref())
+            self.kubernetes(k, &pools, &raw.vrrp, dns.as_ref(), raw.dns.is_some())
         });
         let listeners: Vec<Arc<Listener>> = listeners.into_iter().map(Arc::new).collect();
 

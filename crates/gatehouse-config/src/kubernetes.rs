@@ -24,6 +24,7 @@ impl Compiler {
         pools: &BTreeMap<String, AddressPool>,
         vrrp: &[S<RawVrrp>],
         dns: Option<&DnsConfig>,
+        dns_section: bool,
     ) -> Option<KubernetesConfig> {
         let k = &raw.value;
         let before = self.error_count();
@@ -103,7 +104,7 @@ impl Compiler {
                     format!("`dnsZone` `{zone}` is not inside any zone of `dns.zones`"),
                 )
                 .hint("the DNS server only answers for its zones: add the zone, or one that holds it");
-            } else if dns.is_none() {
+            } else if dns.is_none() && !dns_section {
                 self.warn(pos(z), "`dnsZone` is set but there is no `dns` section")
                     .hint("add `dns:` with a zone that holds it, or remove `dnsZone`");
             }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::compile::{Loaded, compile_inner};
-use crate::diag::{Diagnostics, Severity, Source};
+use crate::diag::{Diagnostics, Pos, Severity, Source};
 
 /// Certificate paths starting with this are read from [`Overlay::files`], not from disk.
 pub const MEMORY_PREFIX: &str = "kubernetes:";
@@ -76,15 +76,17 @@ pub fn load_with(
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut own = false;
         for d in diagnostics.items.iter().filter(|d| d.severity == Severity::Error) {
-            let file = diagnostics.source.file_of(d.pos);
-            let in_overlay = d.pos.file > 0
-                && overlay.documents.iter().any(|o| *o.name == *file.name);
-            if in_overlay {
-                bad.entry(overlay_name(&overlay, &file.name))
+            // An error in the file about something a document brought (a static DNS record
+            // clashing with a Service's name) names the document in its related place.
+            let blamed = std::iter::once(d.pos)
+                .chain(d.related.as_ref().map(|(p, _)| *p))
+                .find_map(|p| document_at(&overlay, &diagnostics, p));
+            match blamed {
+                Some(name) => bad
+                    .entry(name)
                     .or_default()
-                    .push(d.one_line(&diagnostics.source));
-            } else {
-                own = true;
+                    .push(d.one_line(&diagnostics.source)),
+                None => own = true,
             }
         }
         if own || bad.is_empty() {
@@ -99,10 +101,15 @@ pub fn load_with(
     }
 }
 
-fn overlay_name<'a>(overlay: &'a Overlay, name: &str) -> &'a str {
+/// The overlay document a position is in, if it is in one.
+fn document_at<'a>(overlay: &'a Overlay, diagnostics: &Diagnostics, pos: Pos) -> Option<&'a str> {
+    if pos.file == 0 {
+        return None;
+    }
+    let file = diagnostics.source.file_of(pos);
     overlay
         .documents
         .iter()
-        .find(|d| d.name == name)
-        .map_or("", |d| d.name.as_str())
+        .find(|d| *d.name == *file.name)
+        .map(|d| d.name.as_str())
 }

@@ -145,11 +145,17 @@ pub(crate) async fn run<K>(
                 shared.with_snapshot(|s| slot(s).remove(&key_of(&k)));
             }
             Err(e) => {
-                if is_not_found(&e) {
+                if let Some(code) = refused(&e) {
                     // The kind's CRD is not installed (TCPRoute and UDPRoute are in the
-                    // experimental channel): nothing to serve from it, which is a state.
+                    // experimental channel), or RBAC does not let us read it (Secrets, when
+                    // no certificate is served from the cluster): nothing to serve from it,
+                    // which is a state, not a reason to serve nothing at all.
                     if !missing_reported {
-                        tracing::info!(watcher = %name, "not served by the API server (CRD not installed?); retrying in the background");
+                        if code == 404 {
+                            tracing::info!(watcher = %name, "not served by the API server (CRD not installed?); retrying in the background");
+                        } else {
+                            tracing::warn!(watcher = %name, "forbidden by RBAC: taken as empty; retrying in the background");
+                        }
                         missing_reported = true;
                     }
                     shared.set_synced(&name);
@@ -176,9 +182,14 @@ where
     watcher::watcher(api, config).default_backoff()
 }
 
-fn is_not_found(e: &watcher::Error) -> bool {
+/// 404 or 403 on the first list: a kind this server does not have, or we may not read.
+fn refused(e: &watcher::Error) -> Option<u16> {
     match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(status)) => status.code == 404,
-        _ => false,
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+            if status.code == 404 || status.code == 403 =>
+        {
+            Some(status.code)
+        }
+        _ => None,
     }
 }

@@ -335,3 +335,35 @@ fn a_status_that_says_what_we_want_is_not_written_again() {
     let (_, _, patches) = w.compile(FILE);
     assert!(patches.is_empty(), "{patches:?}");
 }
+
+#[test]
+fn services_get_dns_names_and_a_clash_with_a_static_record_leaves_out_the_service() {
+    let file = "
+pools:
+  - name: lan
+    addresses: [127.0.10.1-127.0.10.9]
+dns:
+  listen: [127.0.0.1:0]
+  zones:
+    - name: k8s.test
+      records:
+        - {name: taken.media, type: A, value: 192.0.2.1}
+kubernetes:
+  pool: lan
+  dnsZone: k8s.test
+";
+    let w = World::new()
+        .service(service(
+            "media",
+            "jellyfin",
+            json!({"metadata": {"annotations": {"external-dns.alpha.kubernetes.io/hostname": "tv.k8s.test"}}}),
+        ))
+        .service(service("media", "taken", json!({})));
+    let (config, rejected, _) = w.compile(file);
+    let zone = &config.dns.as_ref().unwrap().zones[0];
+    let names: Vec<String> = zone.records.iter().map(|r| r.name.clone()).collect();
+    assert!(names.contains(&"jellyfin.media.k8s.test".to_owned()), "{names:?}");
+    assert!(names.contains(&"tv.k8s.test".to_owned()), "{names:?}");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].document, "Service media/taken");
+}
