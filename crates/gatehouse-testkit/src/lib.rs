@@ -19,11 +19,16 @@
 //!   records who answers a client there every 10 ms, [`PyBackend`] is a tiny backend inside a
 //!   namespace, [`Keepalived`] the real keepalived as a VRRP peer.
 //!
-//! Everything is blocking std code with timeouts: a hung test fails, it does not hang.
+//! - [`kube::FakeApiServer`] is a fake Kubernetes API server (HTTPS, list/watch with
+//!   resourceVersions, bookmarks and 410 Expired, patches) for the Kubernetes provider's tests;
+//!   unlike the rest, it is async (tokio).
+//!
+//! Everything else is blocking std code with timeouts: a hung test fails, it does not hang.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod backend;
 mod client;
+pub mod kube;
 mod netns;
 mod peers;
 mod process;

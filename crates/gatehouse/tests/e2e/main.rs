@@ -11,6 +11,7 @@ mod examples;
 mod health;
 mod http;
 mod http_hardening;
+mod kubernetes;
 mod lifecycle;
 mod proxy_protocol;
 mod reload;

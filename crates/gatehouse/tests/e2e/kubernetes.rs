@@ -1,0 +1,348 @@
+//! The Kubernetes provider through the binary, against the test harness's API server
+//! (`gatehouse_testkit::kube`): no Kubernetes API server can run here, so an HTTPS server in
+//! the test speaks the API's list and watch protocol (bookmarks, watch restarts, 410 Gone)
+//! and records the status the provider writes back. The client is the production one
+//! (kube-rs, rustls with aws-lc-rs, a kubeconfig with a CA and a bearer token).
+//!
+//! Addresses: each test has its own pool on 127.0.N.0/24 (all of 127/8 is local), endpoints
+//! are test backends on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use gatehouse_testkit::kube::{FakeApiServer, Resource};
+use gatehouse_testkit::{Backend, Gatehouse, TempDir, ask, curl_get, free_port};
+use serde_json::{Value, json};
+
+use crate::{BIN, WAIT};
+
+/// The API server on a runtime of its own, the kubeconfig that reaches it, and a Gatehouse
+/// started on `config` (with `KUBECONFIG_PATH` replaced by the kubeconfig's path).
+struct Cluster {
+    api: FakeApiServer,
+    _dir: TempDir,
+    gw: Gatehouse,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn start(config: &str) -> Cluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let api = rt.block_on(FakeApiServer::start()).unwrap();
+        let dir = TempDir::new();
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).unwrap();
+        let config = config.replace("KUBECONFIG_PATH", &kubeconfig.display().to_string());
+        let gw = Gatehouse::start(BIN, &config);
+        Cluster {
+            api,
+            _dir: dir,
+            gw,
+            rt,
+        }
+    }
+
+    fn apply(&self, resource: &Resource, object: Value) {
+        let _guard = self.rt.enter();
+        self.api.apply(resource, object);
+    }
+
+    fn admin(&self) -> SocketAddr {
+        self.gw.addr("admin")
+    }
+
+    /// The `kubernetes` part of `/status`.
+    fn status(&self) -> Value {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--max-time", "5"])
+            .arg(format!("http://{}/status", self.admin()))
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        doc["kubernetes"].clone()
+    }
+
+    /// Waits until `f` holds, or fails with `what` and the log.
+    fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            #[allow(clippy::disallowed_methods)]
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; status: {}\nlog:\n{}",
+            self.status(),
+            self.gw.logs()
+        );
+    }
+
+    /// The load balancer address the API server holds for a Service.
+    fn ingress(&self, ns: &str, name: &str) -> Option<String> {
+        let s = self.api.get(&Resource::SERVICE, ns, name)?;
+        s["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+fn config(net: u8) -> String {
+    format!(
+        "pools:
+  - name: lan
+    addresses: [127.0.{net}.1-127.0.{net}.20]
+kubernetes:
+  kubeconfig: KUBECONFIG_PATH
+  pool: lan
+admin:
+  listen: 127.0.0.1:0
+"
+    )
+}
+
+fn lb_service(ns: &str, name: &str, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"type": "LoadBalancer", "ports": [
+            {"name": "echo", "port": port, "protocol": "TCP", "targetPort": 7000}
+        ]},
+    })
+}
+
+fn slice(ns: &str, service: &str, endpoints: &[SocketAddr]) -> Value {
+    // One slice per port number: the test backends listen on different ports.
+    let port = endpoints.first().map_or(1, SocketAddr::port);
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{service}-x"), "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "ports": [{"name": "echo", "port": port, "protocol": "TCP"}],
+        "endpoints": endpoints.iter().map(|e| json!({
+            "addresses": [e.ip().to_string()], "conditions": {"ready": true}
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn ask_until(c: &Cluster, addr: SocketAddr, want: &str) {
+    c.wait_until(&format!("{addr} answered by {want}"), || {
+        ask(addr).is_ok_and(|name| name == want)
+    });
+}
+
+#[test]
+fn a_load_balancer_service_gets_an_address_status_and_traffic_and_follows_its_endpoints() {
+    let c = Cluster::start(&config(31));
+    let one = Backend::start("one");
+    let two = Backend::start("two");
+    let port = free_port();
+    c.apply(&Resource::SERVICE, lb_service("media", "echo", port));
+    c.apply(&Resource::ENDPOINT_SLICE, slice("media", "echo", &[one.addr()]));
+
+    // Address assigned from the pool and written back (ipMode Proxy: kube-proxy leaves the
+    // address to us).
+    c.wait_until("the Service's status", || c.ingress("media", "echo").is_some());
+    assert_eq!(c.ingress("media", "echo").as_deref(), Some("127.0.31.1"));
+    let svc = c.api.get(&Resource::SERVICE, "media", "echo").unwrap();
+    assert_eq!(svc["status"]["loadBalancer"]["ingress"][0]["ipMode"], "Proxy");
+    let vip: SocketAddr = format!("127.0.31.1:{port}").parse().unwrap();
+    ask_until(&c, vip, "one");
+
+    // Endpoints change: traffic follows.
+    c.apply(&Resource::ENDPOINT_SLICE, slice("media", "echo", &[two.addr()]));
+    ask_until(&c, vip, "two");
+
+    // A second Service takes the next address; the first keeps its own.
+    let port2 = free_port();
+    c.apply(&Resource::SERVICE, lb_service("media", "echo2", port2));
+    c.wait_until("the second Service's status", || {
+        c.ingress("media", "echo2").is_some()
+    });
+    assert_eq!(c.ingress("media", "echo2").as_deref(), Some("127.0.31.2"));
+    assert_eq!(c.ingress("media", "echo").as_deref(), Some("127.0.31.1"));
+
+    // The Service goes away: so does its listener.
+    {
+        let _guard = c.rt.enter();
+        c.api.delete(&Resource::SERVICE, "media", "echo");
+    }
+    c.wait_until("the listener to close", || ask(vip).is_err());
+
+    let k = c.status();
+    assert_eq!(k["connected"], true, "{k}");
+    assert_eq!(k["services"]["media/echo2"][0], "127.0.31.2", "{k}");
+}
+
+#[test]
+fn watch_restarts_gone_and_bookmarks_are_followed() {
+    let c = Cluster::start(&config(32));
+    let one = Backend::start("one");
+    let two = Backend::start("two");
+    let port = free_port();
+    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
+    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    let vip: SocketAddr = format!("127.0.32.1:{port}").parse().unwrap();
+    ask_until(&c, vip, "one");
+
+    // Bookmarks move the client's resourceVersion on; nothing changes.
+    c.api.bookmark();
+    // The server ends every watch: the client watches again from where it was.
+    c.api.clear_logs();
+    assert!(c.api.close_watches() > 0);
+    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[two.addr()]));
+    ask_until(&c, vip, "two");
+
+    // History compacted while the watches are down: resuming gets 410 Gone, and the client
+    // lists again (a change made meanwhile is not lost).
+    c.api.compact();
+    c.api.clear_logs();
+    c.api.close_watches();
+    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    c.api.compact();
+    ask_until(&c, vip, "one");
+    c.wait_until("a relist of EndpointSlices", || {
+        c.api.requests().iter().any(|r| {
+            r.starts_with("GET /apis/discovery.k8s.io/v1/endpointslices?") && !r.contains("watch=")
+        })
+    });
+}
+
+#[test]
+fn when_the_api_server_is_down_traffic_keeps_flowing_and_status_says_so() {
+    let c = Cluster::start(&config(33));
+    let one = Backend::start("one");
+    let two = Backend::start("two");
+    let port = free_port();
+    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
+    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    let vip: SocketAddr = format!("127.0.33.1:{port}").parse().unwrap();
+    ask_until(&c, vip, "one");
+
+    c.rt.block_on(c.api.set_down(true)).unwrap();
+    c.wait_until("status to say disconnected", || {
+        c.status()["connected"] == false
+    });
+    let metrics = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{}/metrics", c.admin())])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&metrics.stdout).contains("gatehouse_kubernetes_connected 0"),
+        "metrics say disconnected"
+    );
+    // The last known state is served, for as long as it takes.
+    for _ in 0..20 {
+        assert_eq!(ask(vip).unwrap(), "one");
+    }
+    assert!(c.gw.logs().contains("serving the last known state"));
+
+    // Changed while we could not see it: reconciled when the server is back.
+    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[two.addr()]));
+    c.rt.block_on(c.api.set_down(false)).unwrap();
+    ask_until(&c, vip, "two");
+    c.wait_until("status to say connected", || c.status()["connected"] == true);
+}
+
+#[test]
+fn httproutes_from_the_cluster_route_like_the_file_ones() {
+    let c = Cluster::start(&config(34));
+    let sonarr = Backend::start("sonarr");
+    let radarr = Backend::start("radarr");
+    let port = free_port();
+    for (name, b) in [("sonarr", &sonarr), ("radarr", &radarr)] {
+        c.apply(
+            &Resource::SERVICE,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": "media"},
+                "spec": {"type": "ClusterIP", "ports": [{"name": "echo", "port": 80, "targetPort": 7000}]},
+            }),
+        );
+        c.apply(&Resource::ENDPOINT_SLICE, slice("media", name, &[b.addr()]));
+    }
+    c.apply(
+        &Resource::GATEWAY,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "internal", "namespace": "infra", "generation": 1},
+            "spec": {"gatewayClassName": "gatehouse", "listeners": [
+                {"name": "web", "port": port, "protocol": "HTTP", "hostname": "*.lab.test"}
+            ]},
+        }),
+    );
+    let route = |name: &str, rules: Value| {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": "media", "generation": 1},
+            "spec": {
+                "parentRefs": [{"name": "internal", "namespace": "infra"}],
+                "hostnames": ["media.lab.test"],
+                "rules": rules,
+            },
+        })
+    };
+    c.apply(
+        &Resource::HTTP_ROUTE,
+        route(
+            "media",
+            json!([
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/sonarr"}}],
+                 "backendRefs": [{"name": "sonarr", "port": 80}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/radarr"}}],
+                 "backendRefs": [{"name": "radarr", "port": 80}]},
+            ]),
+        ),
+    );
+    // A route with a field Gatehouse cannot honour is left out, and says why in its status.
+    c.apply(
+        &Resource::HTTP_ROUTE,
+        route(
+            "sticky",
+            json!([{"sessionPersistence": {"sessionName": "s"},
+                    "backendRefs": [{"name": "sonarr", "port": 80}]}]),
+        ),
+    );
+
+    let gw: SocketAddr = format!("127.0.34.1:{port}").parse().unwrap();
+    let get = |path: &str| {
+        curl_get(
+            &format!("http://media.lab.test{path}"),
+            &[("media.lab.test", 80, gw)],
+            None,
+            &[],
+        )
+    };
+    c.wait_until("the route to serve", || get("/sonarr/x").status == Some(200));
+    assert_eq!(get("/sonarr/x").body.trim(), "sonarr");
+    assert_eq!(get("/radarr").body.trim(), "radarr");
+    assert_eq!(get("/other").status, Some(404));
+
+    c.wait_until("the Gateway's status", || {
+        c.api
+            .get(&Resource::GATEWAY, "infra", "internal")
+            .is_some_and(|g| g["status"]["addresses"][0]["value"] == "127.0.34.1")
+    });
+    let g = c.api.get(&Resource::GATEWAY, "infra", "internal").unwrap();
+    assert_eq!(g["status"]["conditions"][0]["status"], "True", "{g}");
+    assert_eq!(g["status"]["listeners"][0]["attachedRoutes"], 1, "{g}");
+    c.wait_until("the routes' status", || {
+        c.api
+            .get(&Resource::HTTP_ROUTE, "media", "sticky")
+            .is_some_and(|r| !r["status"]["parents"].is_null())
+    });
+    let ok = c.api.get(&Resource::HTTP_ROUTE, "media", "media").unwrap();
+    assert_eq!(ok["status"]["parents"][0]["conditions"][0]["status"], "True", "{ok}");
+    let bad = c.api.get(&Resource::HTTP_ROUTE, "media", "sticky").unwrap();
+    let accepted = &bad["status"]["parents"][0]["conditions"][0];
+    assert_eq!(accepted["status"], "False", "{bad}");
+    assert!(accepted["message"].as_str().unwrap().contains("sessionPersistence"), "{bad}");
+    let k = c.status();
+    assert_eq!(k["rejected"][0]["object"], "HTTPRoute media/sticky", "{k}");
+}
