@@ -104,6 +104,11 @@ pub(crate) fn compile_inner(
         allocation: Default::default(),
         memory: overlay.map(|o| o.files.clone()).unwrap_or_default(),
         overlay_from: u32::try_from(disk_files + 1).unwrap_or(u32::MAX),
+        provider_pool: raw
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.value.pool.as_ref())
+            .map(|p| p.value.clone()),
     };
     let mut config = cx.config(&raw, &manifests);
     config.manifests = source.files()[..disk_files]
@@ -230,6 +235,8 @@ pub(crate) struct Compiler {
     pub(crate) memory: BTreeMap<String, Vec<u8>>,
     /// The first file number that is an overlay document.
     pub(crate) overlay_from: u32,
+    /// The pool `kubernetes.pool` names: the cluster's Services take its addresses later.
+    pub(crate) provider_pool: Option<String>,
 }
 
 /// Where a listener came from, for error messages about it.

@@ -294,7 +294,7 @@ impl Config {
                 "kubernetes: {}, namespaces {}; LoadBalancer Services of {}{} take addresses from {}; Gateways of class `{}`; endpoints: {}; status written by {}",
                 k.kubeconfig
                     .as_ref()
-                    .map_or("in-cluster credentials or $KUBECONFIG".to_owned(), |p| format!("kubeconfig {}", p.display())),
+                    .map_or("$KUBECONFIG or ~/.kube/config, else in-cluster credentials".to_owned(), |p| format!("kubeconfig {}", p.display())),
                 if k.namespaces.is_empty() { "all".to_owned() } else { k.namespaces.join(", ") },
                 k.load_balancer_class
                     .as_ref()
