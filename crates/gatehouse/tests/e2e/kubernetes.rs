@@ -144,19 +144,30 @@ fn a_load_balancer_service_gets_an_address_status_and_traffic_and_follows_its_en
     let two = Backend::start("two");
     let port = free_port();
     c.apply(&Resource::SERVICE, lb_service("media", "echo", port));
-    c.apply(&Resource::ENDPOINT_SLICE, slice("media", "echo", &[one.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("media", "echo", &[one.addr()]),
+    );
 
     // Address assigned from the pool and written back (ipMode Proxy: kube-proxy leaves the
     // address to us).
-    c.wait_until("the Service's status", || c.ingress("media", "echo").is_some());
+    c.wait_until("the Service's status", || {
+        c.ingress("media", "echo").is_some()
+    });
     assert_eq!(c.ingress("media", "echo").as_deref(), Some("127.0.31.1"));
     let svc = c.api.get(&Resource::SERVICE, "media", "echo").unwrap();
-    assert_eq!(svc["status"]["loadBalancer"]["ingress"][0]["ipMode"], "Proxy");
+    assert_eq!(
+        svc["status"]["loadBalancer"]["ingress"][0]["ipMode"],
+        "Proxy"
+    );
     let vip: SocketAddr = format!("127.0.31.1:{port}").parse().unwrap();
     ask_until(&c, vip, "one");
 
     // Endpoints change: traffic follows.
-    c.apply(&Resource::ENDPOINT_SLICE, slice("media", "echo", &[two.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("media", "echo", &[two.addr()]),
+    );
     ask_until(&c, vip, "two");
 
     // A second Service takes the next address; the first keeps its own.
@@ -187,7 +198,10 @@ fn watch_restarts_gone_and_bookmarks_are_followed() {
     let two = Backend::start("two");
     let port = free_port();
     c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
-    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[one.addr()]),
+    );
     let vip: SocketAddr = format!("127.0.32.1:{port}").parse().unwrap();
     ask_until(&c, vip, "one");
 
@@ -196,7 +210,10 @@ fn watch_restarts_gone_and_bookmarks_are_followed() {
     // The server ends every watch: the client watches again from where it was.
     c.api.clear_logs();
     assert!(c.api.close_watches() > 0);
-    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[two.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[two.addr()]),
+    );
     ask_until(&c, vip, "two");
 
     // History compacted while the watches are down: resuming gets 410 Gone, and the client
@@ -204,7 +221,10 @@ fn watch_restarts_gone_and_bookmarks_are_followed() {
     c.api.compact();
     c.api.clear_logs();
     c.api.close_watches();
-    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[one.addr()]),
+    );
     c.api.compact();
     ask_until(&c, vip, "one");
     c.wait_until("a relist of EndpointSlices", || {
@@ -221,7 +241,10 @@ fn when_the_api_server_is_down_traffic_keeps_flowing_and_status_says_so() {
     let two = Backend::start("two");
     let port = free_port();
     c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
-    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[one.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[one.addr()]),
+    );
     let vip: SocketAddr = format!("127.0.33.1:{port}").parse().unwrap();
     ask_until(&c, vip, "one");
 
@@ -244,10 +267,15 @@ fn when_the_api_server_is_down_traffic_keeps_flowing_and_status_says_so() {
     assert!(c.gw.logs().contains("serving the last known state"));
 
     // Changed while we could not see it: reconciled when the server is back.
-    c.apply(&Resource::ENDPOINT_SLICE, slice("apps", "echo", &[two.addr()]));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[two.addr()]),
+    );
     c.rt.block_on(c.api.set_down(false)).unwrap();
     ask_until(&c, vip, "two");
-    c.wait_until("status to say connected", || c.status()["connected"] == true);
+    c.wait_until("status to say connected", || {
+        c.status()["connected"] == true
+    });
 }
 
 #[test]
@@ -319,7 +347,9 @@ fn httproutes_from_the_cluster_route_like_the_file_ones() {
             &[],
         )
     };
-    c.wait_until("the route to serve", || get("/sonarr/x").status == Some(200));
+    c.wait_until("the route to serve", || {
+        get("/sonarr/x").status == Some(200)
+    });
     assert_eq!(get("/sonarr/x").body.trim(), "sonarr");
     assert_eq!(get("/radarr").body.trim(), "radarr");
     assert_eq!(get("/other").status, Some(404));
@@ -338,11 +368,65 @@ fn httproutes_from_the_cluster_route_like_the_file_ones() {
             .is_some_and(|r| !r["status"]["parents"].is_null())
     });
     let ok = c.api.get(&Resource::HTTP_ROUTE, "media", "media").unwrap();
-    assert_eq!(ok["status"]["parents"][0]["conditions"][0]["status"], "True", "{ok}");
+    assert_eq!(
+        ok["status"]["parents"][0]["conditions"][0]["status"], "True",
+        "{ok}"
+    );
     let bad = c.api.get(&Resource::HTTP_ROUTE, "media", "sticky").unwrap();
     let accepted = &bad["status"]["parents"][0]["conditions"][0];
     assert_eq!(accepted["status"], "False", "{bad}");
-    assert!(accepted["message"].as_str().unwrap().contains("sessionPersistence"), "{bad}");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .unwrap()
+            .contains("sessionPersistence"),
+        "{bad}"
+    );
     let k = c.status();
     assert_eq!(k["rejected"][0]["object"], "HTTPRoute media/sticky", "{k}");
+}
+
+#[test]
+fn a_node_that_is_not_vrrp_master_serves_but_does_not_write_status() {
+    // The instance holding the pool runs on an interface that does not exist: it never becomes
+    // master, so this node must leave status to the master, while serving all the same (its
+    // listeners are bound, ready for a takeover).
+    let c = Cluster::start(
+        "pools:
+  - name: lan
+    addresses: [127.0.35.1-127.0.35.20]
+vrrp:
+  - name: lan
+    interface: gh-missing0
+    vrid: 35
+    addresses: [\"pool:lan\"]
+kubernetes:
+  kubeconfig: KUBECONFIG_PATH
+  pool: lan
+admin:
+  listen: 127.0.0.1:0
+",
+    );
+    let one = Backend::start("one");
+    let port = free_port();
+    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[one.addr()]),
+    );
+    let vip: SocketAddr = format!("127.0.35.1:{port}").parse().unwrap();
+    ask_until(&c, vip, "one");
+    c.wait_until("the provider to report", || {
+        c.status()["services"]["apps/echo"][0] == "127.0.35.1"
+    });
+    assert_eq!(c.status()["writes_status"], false);
+    // Longer than the writer's recheck period: still nothing written.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(c.ingress("apps", "echo"), None);
+    assert!(
+        c.api.writes().is_empty(),
+        "writes: {:?}",
+        c.api.writes()
+    );
 }
