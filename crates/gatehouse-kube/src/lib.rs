@@ -191,7 +191,10 @@ pub struct Reporter(Arc<Mutex<Report>>);
 impl Reporter {
     /// What the provider reports now.
     pub fn read(&self) -> Report {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -248,10 +251,10 @@ async fn run(
     let shared = Arc::new(watch::Shared::new());
     let tasks = tokio_util::task::TaskTracker::new();
     spawn_watchers(&tasks, &client, &settings, &shared, &stop);
-    tasks.spawn(stop.clone().run_until_cancelled_owned(probe(
-        client.clone(),
-        Arc::clone(&report),
-    )));
+    tasks.spawn(
+        stop.clone()
+            .run_until_cancelled_owned(probe(client.clone(), Arc::clone(&report))),
+    );
     tasks.spawn(stop.clone().run_until_cancelled_owned(status::write(
         client.clone(),
         applied,
@@ -328,8 +331,7 @@ fn spawn_watchers(
 ) {
     use gateway_api::experimental::{tcproutes::TcpRoute, udproutes::UdpRoute};
     use gateway_api::{
-        gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute,
-        tlsroutes::TlsRoute,
+        gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute, tlsroutes::TlsRoute,
     };
     use k8s_openapi::api::core::v1::{Node, Secret, Service};
     use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -34,7 +34,10 @@ pub const ADDRESS_ANNOTATIONS: [&str; 4] = [
 ];
 
 /// Annotations naming the pool, MetalLB's.
-pub const POOL_ANNOTATIONS: [&str; 2] = ["metallb.io/address-pool", "metallb.universe.tf/address-pool"];
+pub const POOL_ANNOTATIONS: [&str; 2] = [
+    "metallb.io/address-pool",
+    "metallb.universe.tf/address-pool",
+];
 
 /// external-dns's hostname annotation: more DNS names for a LoadBalancer Service.
 pub const HOSTNAME_ANNOTATION: &str = "external-dns.alpha.kubernetes.io/hostname";
@@ -117,9 +120,22 @@ struct Renderer<'a> {
 impl Renderer<'_> {
     /// Gateways of our class, with addresses from the pool when they name none.
     fn gateways(&mut self) {
+        let class = &self.settings.gateway_class_name;
+        // A GatewayClass of that name that another controller implements is not ours to
+        // serve; with no GatewayClass object at all, the name alone decides.
+        if let Some(c) = self.snapshot.classes.get(&(String::new(), class.clone()))
+            && c.data["spec"]["controllerName"].as_str() != Some(KubernetesConfig::CONTROLLER_NAME)
+        {
+            self.out.skipped.push(format!(
+                "GatewayClass {class} belongs to controller `{}`, not Gatehouse's `{}`: its Gateways are not served",
+                c.data["spec"]["controllerName"].as_str().unwrap_or_default(),
+                KubernetesConfig::CONTROLLER_NAME
+            ));
+            return;
+        }
         for (key, g) in &self.snapshot.gateways {
             let spec = &g.data["spec"];
-            if spec["gatewayClassName"].as_str() != Some(&self.settings.gateway_class_name) {
+            if spec["gatewayClassName"].as_str() != Some(class) {
                 continue;
             }
             let document = document_name("Gateway", key);
@@ -175,8 +191,14 @@ impl Renderer<'_> {
         };
         let base = format!("{MEMORY_PREFIX}secret/{}/{}", key.0, key.1);
         let (cert_path, key_path) = (format!("{base}/tls.crt"), format!("{base}/tls.key"));
-        self.out.overlay.files.insert(cert_path.clone(), cert.0.clone());
-        self.out.overlay.files.insert(key_path.clone(), pkey.0.clone());
+        self.out
+            .overlay
+            .files
+            .insert(cert_path.clone(), cert.0.clone());
+        self.out
+            .overlay
+            .files
+            .insert(key_path.clone(), pkey.0.clone());
         self.out
             .overlay
             .secrets
@@ -394,10 +416,9 @@ impl Renderer<'_> {
         let name = generated_name("k8s", key, Some(p.port));
         let endpoints = self.endpoints(key, s, p);
         let fragment = self.fragments.entry(key.clone()).or_default();
-        fragment.0.insert(
-            name.clone(),
-            json!({"name": name, "endpoints": endpoints}),
-        );
+        fragment
+            .0
+            .insert(name.clone(), json!({"name": name, "endpoints": endpoints}));
         name
     }
 
@@ -523,11 +544,9 @@ pub fn generated_name(prefix: &str, key: &Key, port: Option<i32>) -> String {
         return full;
     }
     // FNV-1a: stable across versions and machines, unlike std's hasher.
-    let hash = full
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{}-{hash:016x}", &full[..46])
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use gatehouse_config::KubernetesConfig;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::watch as channel;
 
@@ -91,7 +91,11 @@ pub(crate) async fn write(
         if is_leader != was_leader {
             tracing::info!(
                 "kubernetes: this node {} status",
-                if is_leader { "writes" } else { "no longer writes" }
+                if is_leader {
+                    "writes"
+                } else {
+                    "no longer writes"
+                }
             );
             was_leader = is_leader;
         }
@@ -149,8 +153,7 @@ impl StatusPatch {
 async fn patch(client: &Client, p: &StatusPatch) -> Result<(), kube::Error> {
     use gateway_api::experimental::{tcproutes::TcpRoute, udproutes::UdpRoute};
     use gateway_api::{
-        gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute,
-        tlsroutes::TlsRoute,
+        gatewayclasses::GatewayClass, gateways::Gateway, httproutes::HttpRoute, tlsroutes::TlsRoute,
     };
     let params = PatchParams::default();
     let (ns, name) = (&p.key.0, &p.key.1);
@@ -180,9 +183,8 @@ async fn patch(client: &Client, p: &StatusPatch) -> Result<(), kube::Error> {
 
 /// The current time as Kubernetes writes it.
 fn now() -> String {
-    let t = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::now(),
-    );
+    let t =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
     serde_json::to_value(t)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -191,11 +193,7 @@ fn now() -> String {
 
 /// Every patch needed to bring the objects' status to what `applied` says (`now` is the
 /// time written into changed conditions).
-pub fn wanted(
-    applied: &Applied,
-    snapshot: &crate::Snapshot,
-    now: &str,
-) -> Vec<StatusPatch> {
+pub fn wanted(applied: &Applied, snapshot: &crate::Snapshot, now: &str) -> Vec<StatusPatch> {
     let mut out = Vec::new();
     let services = service_addresses(applied);
     for (key, ips) in &services {
@@ -223,6 +221,45 @@ pub fn wanted(
                 key: key.clone(),
                 body: json!({"status": {"loadBalancer": {"ingress": want}}}),
             });
+        }
+    }
+    // Services no longer ours (their type or labels changed) whose status still shows an
+    // address of our pool: cleared, so that nothing points at an address we no longer serve.
+    if let Some(settings) = &applied.config.kubernetes {
+        let ours = |ip: &IpAddr| {
+            applied
+                .config
+                .pools
+                .values()
+                .any(|p| p.contains(*ip) && Some(&p.name) == settings.pool.as_ref())
+        };
+        for (key, s) in &snapshot.services {
+            if applied.rendered.services.contains_key(key) {
+                continue;
+            }
+            let spec = s.spec.as_ref();
+            let class = spec.and_then(|sp| sp.load_balancer_class.as_deref());
+            if class != settings.load_balancer_class.as_deref() {
+                // Another implementation's Service.
+                continue;
+            }
+            let ingress = s
+                .status
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref());
+            let held: Vec<IpAddr> = ingress
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                .collect();
+            if !held.is_empty() && held.iter().all(ours) {
+                out.push(StatusPatch {
+                    kind: "Service",
+                    key: key.clone(),
+                    body: json!({"status": {"loadBalancer": {"ingress": []}}}),
+                });
+            }
         }
     }
     for (key, class) in &snapshot.classes {
@@ -281,7 +318,13 @@ pub fn wanted(
             .cloned()
             .collect();
         for parent in &route.parents {
-            parents.push(route_parent(old, parent, errors, obj.metadata.generation, now));
+            parents.push(route_parent(
+                old,
+                parent,
+                errors,
+                obj.metadata.generation,
+                now,
+            ));
         }
         let want = json!({"parents": parents});
         if old["parents"] != want["parents"] {
@@ -363,7 +406,15 @@ fn gateway_status(
     let programmed_reason = if ok { "Programmed" } else { "Invalid" };
     let conditions = vec![
         condition(old, "Accepted", ok, reason, &message, generation, now),
-        condition(old, "Programmed", ok, programmed_reason, &message, generation, now),
+        condition(
+            old,
+            "Programmed",
+            ok,
+            programmed_reason,
+            &message,
+            generation,
+            now,
+        ),
     ];
     let key = (
         g.metadata.namespace.clone().unwrap_or_default(),
@@ -445,18 +496,58 @@ fn route_parent(
         .unwrap_or(Value::Null);
     let (accepted, resolved) = match errors {
         None => (
-            condition(&old_entry, "Accepted", true, "Accepted", "served by Gatehouse", generation, now),
-            condition(&old_entry, "ResolvedRefs", true, "ResolvedRefs", "every backend reference resolved", generation, now),
+            condition(
+                &old_entry,
+                "Accepted",
+                true,
+                "Accepted",
+                "served by Gatehouse",
+                generation,
+                now,
+            ),
+            condition(
+                &old_entry,
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "every backend reference resolved",
+                generation,
+                now,
+            ),
         ),
         Some(e) => {
             let message = e.join("; ");
             let unresolved = e.iter().any(|m| m.contains("is not in the cluster"));
             (
-                condition(&old_entry, "Accepted", false, "UnsupportedValue", &message, generation, now),
+                condition(
+                    &old_entry,
+                    "Accepted",
+                    false,
+                    "UnsupportedValue",
+                    &message,
+                    generation,
+                    now,
+                ),
                 if unresolved {
-                    condition(&old_entry, "ResolvedRefs", false, "BackendNotFound", &message, generation, now)
+                    condition(
+                        &old_entry,
+                        "ResolvedRefs",
+                        false,
+                        "BackendNotFound",
+                        &message,
+                        generation,
+                        now,
+                    )
                 } else {
-                    condition(&old_entry, "ResolvedRefs", true, "ResolvedRefs", "every backend reference resolved", generation, now)
+                    condition(
+                        &old_entry,
+                        "ResolvedRefs",
+                        true,
+                        "ResolvedRefs",
+                        "every backend reference resolved",
+                        generation,
+                        now,
+                    )
                 },
             )
         }

@@ -117,13 +117,16 @@ impl World {
 
     /// Renders and compiles with `file`: the config, what was left out, and the patches the
     /// status writer would send.
-    fn compile(&self, file: &str) -> (Arc<Config>, Vec<Rejected>, Vec<gatehouse_kube::StatusPatch>) {
+    fn compile(
+        &self,
+        file: &str,
+    ) -> (Arc<Config>, Vec<Rejected>, Vec<gatehouse_kube::StatusPatch>) {
         let source = Source::new("gatehouse.yaml", file);
         let base = gatehouse_config::compile(&source).unwrap().config;
         let settings = base.kubernetes.clone().unwrap();
         let rendered = Arc::new(render(&self.snapshot, &settings, &base.pools));
-        let (loaded, rejected) = load_with(&source, &rendered.overlay)
-            .unwrap_or_else(|d| panic!("{}", d.one_line()));
+        let (loaded, rejected) =
+            load_with(&source, &rendered.overlay).unwrap_or_else(|d| panic!("{}", d.one_line()));
         let config = Arc::new(loaded.config);
         let applied = Applied {
             rendered,
@@ -160,7 +163,11 @@ fn endpoints(config: &Config, backend: &str) -> Vec<String> {
 fn a_load_balancer_service_gets_a_pool_address_and_its_ready_endpoints() {
     let w = World::new()
         .service(service("media", "jellyfin", json!({})))
-        .slice(slice("media", "jellyfin", &[("10.1.0.5", true), ("10.1.0.6", false)]));
+        .slice(slice(
+            "media",
+            "jellyfin",
+            &[("10.1.0.5", true), ("10.1.0.6", false)],
+        ));
     let (config, rejected, patches) = w.compile(FILE);
     assert!(rejected.is_empty(), "{rejected:?}");
     let tcp = listener(&config, "svc.media.jellyfin/tcp-80");
@@ -168,8 +175,14 @@ fn a_load_balancer_service_gets_a_pool_address_and_its_ready_endpoints() {
     let udp = listener(&config, "svc.media.jellyfin/udp-53");
     assert_eq!(udp.bind, "127.0.10.1:53".parse::<SocketAddr>().unwrap());
     // Only the ready endpoint, on the target port of the matching slice port.
-    assert_eq!(endpoints(&config, "k8s.media.jellyfin.80"), ["10.1.0.5:8080"]);
-    assert_eq!(endpoints(&config, "k8s.media.jellyfin.53"), ["10.1.0.5:5353"]);
+    assert_eq!(
+        endpoints(&config, "k8s.media.jellyfin.80"),
+        ["10.1.0.5:8080"]
+    );
+    assert_eq!(
+        endpoints(&config, "k8s.media.jellyfin.53"),
+        ["10.1.0.5:5353"]
+    );
     assert_eq!(patches.len(), 1, "{patches:?}");
     assert_eq!(patches[0].kind, "Service");
     assert_eq!(
@@ -212,9 +225,17 @@ fn addresses_asked_for_or_already_held_are_kept_and_others_are_ignored() {
     assert_eq!(bind("svc.a.new/tcp-80"), ip("127.0.10.2"));
     assert_eq!(bind("svc.c.metallb/tcp-80"), ip("127.0.10.7"));
     assert_eq!(bind("svc.d.cilium/tcp-80"), ip("127.0.10.8"));
-    assert!(!config.listeners.iter().any(|l| l.name.starts_with("svc.e.") || l.name.starts_with("svc.f.")));
+    assert!(
+        !config
+            .listeners
+            .iter()
+            .any(|l| l.name.starts_with("svc.e.") || l.name.starts_with("svc.f."))
+    );
     // `held` already says what it has: no patch for it.
-    let patched: Vec<String> = patches.iter().map(|p| format!("{}/{}", p.key.0, p.key.1)).collect();
+    let patched: Vec<String> = patches
+        .iter()
+        .map(|p| format!("{}/{}", p.key.0, p.key.1))
+        .collect();
     assert_eq!(patched, ["a/new", "c/metallb", "d/cilium"]);
 }
 
@@ -230,7 +251,11 @@ fn an_address_outside_the_pool_leaves_that_service_out_and_only_it() {
     let (config, rejected, patches) = w.compile(FILE);
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].document, "Service a/outside");
-    assert!(rejected[0].errors[0].contains("192.0.2.7"), "{:?}", rejected[0].errors);
+    assert!(
+        rejected[0].errors[0].contains("192.0.2.7"),
+        "{:?}",
+        rejected[0].errors
+    );
     listener(&config, "svc.b.fine/tcp-80");
     assert_eq!(patches.len(), 1);
     assert_eq!(patches[0].key.1, "fine");
@@ -291,31 +316,60 @@ fn gateway_api_objects_become_routes_and_bad_ones_are_left_out_alone() {
     let (config, rejected, patches) = w.compile(FILE);
     let mut left_out: Vec<&str> = rejected.iter().map(|r| r.document.as_str()).collect();
     left_out.sort();
-    assert_eq!(left_out, ["HTTPRoute media/missing", "HTTPRoute media/unsupported"]);
-    let missing = rejected.iter().find(|r| r.document.ends_with("missing")).unwrap();
-    assert!(missing.errors[0].contains("media/radarr:8989"), "{missing:?}");
-    let unsupported = rejected.iter().find(|r| r.document.ends_with("unsupported")).unwrap();
-    assert!(unsupported.errors[0].contains("sessionPersistence"), "{unsupported:?}");
+    assert_eq!(
+        left_out,
+        ["HTTPRoute media/missing", "HTTPRoute media/unsupported"]
+    );
+    let missing = rejected
+        .iter()
+        .find(|r| r.document.ends_with("missing"))
+        .unwrap();
+    assert!(
+        missing.errors[0].contains("media/radarr:8989"),
+        "{missing:?}"
+    );
+    let unsupported = rejected
+        .iter()
+        .find(|r| r.document.ends_with("unsupported"))
+        .unwrap();
+    assert!(
+        unsupported.errors[0].contains("sessionPersistence"),
+        "{unsupported:?}"
+    );
 
     // The Gateway got a pool address; its listener serves the good route.
     let l = listener(&config, "internal/http");
     assert_eq!(l.bind, "127.0.10.1:8080".parse::<SocketAddr>().unwrap());
-    assert_eq!(endpoints(&config, "k8s.media.sonarr.8989"), ["10.1.0.9:8989"]);
-    assert!(!config.listeners.iter().any(|l| l.name.starts_with("someone-elses")));
+    assert_eq!(
+        endpoints(&config, "k8s.media.sonarr.8989"),
+        ["10.1.0.9:8989"]
+    );
+    assert!(
+        !config
+            .listeners
+            .iter()
+            .any(|l| l.name.starts_with("someone-elses"))
+    );
 
     let by: BTreeMap<String, &Value> = patches
         .iter()
         .map(|p| (format!("{} {}", p.kind, p.key.1), &p.body))
         .collect();
     let gw = by["Gateway internal"];
-    assert_eq!(gw["status"]["addresses"], json!([{"type": "IPAddress", "value": "127.0.10.1"}]));
+    assert_eq!(
+        gw["status"]["addresses"],
+        json!([{"type": "IPAddress", "value": "127.0.10.1"}])
+    );
     assert_eq!(gw["status"]["conditions"][0]["type"], "Accepted");
     assert_eq!(gw["status"]["conditions"][0]["status"], "True");
     assert_eq!(gw["status"]["conditions"][0]["observedGeneration"], 3);
     assert_eq!(gw["status"]["listeners"][0]["attachedRoutes"], 1);
     let good = &by["HTTPRoute sonarr"]["status"]["parents"];
     assert_eq!(good.as_array().unwrap().len(), 1, "only our parent: {good}");
-    assert_eq!(good[0]["controllerName"], "gatehouse.dev/gateway-controller");
+    assert_eq!(
+        good[0]["controllerName"],
+        "gatehouse.dev/gateway-controller"
+    );
     assert_eq!(good[0]["parentRef"]["name"], "internal");
     assert_eq!(good[0]["conditions"][0]["status"], "True");
     let bad = &by["HTTPRoute missing"]["status"]["parents"][0]["conditions"];
@@ -330,7 +384,9 @@ fn a_status_that_says_what_we_want_is_not_written_again() {
         .service(service("media", "jellyfin", json!({})))
         .slice(slice("media", "jellyfin", &[("10.1.0.5", true)]));
     let (_, _, patches) = w.compile(FILE);
-    let Value::Object(body) = patches[0].body.clone() else { unreachable!() };
+    let Value::Object(body) = patches[0].body.clone() else {
+        unreachable!()
+    };
     let w = w.service(service("media", "jellyfin", Value::Object(body)));
     let (_, _, patches) = w.compile(FILE);
     assert!(patches.is_empty(), "{patches:?}");
@@ -362,8 +418,58 @@ kubernetes:
     let (config, rejected, _) = w.compile(file);
     let zone = &config.dns.as_ref().unwrap().zones[0];
     let names: Vec<String> = zone.records.iter().map(|r| r.name.clone()).collect();
-    assert!(names.contains(&"jellyfin.media.k8s.test".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"jellyfin.media.k8s.test".to_owned()),
+        "{names:?}"
+    );
     assert!(names.contains(&"tv.k8s.test".to_owned()), "{names:?}");
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0].document, "Service media/taken");
+}
+
+#[test]
+fn a_service_no_longer_ours_has_its_address_cleared_and_other_classes_are_left_alone() {
+    let held =
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.10.3", "ipMode": "Proxy"}]}}});
+    let mut was_lb = held.clone();
+    merge(&mut was_lb, json!({"spec": {"type": "ClusterIP"}}));
+    let mut other_class = held.clone();
+    merge(
+        &mut other_class,
+        json!({"spec": {"loadBalancerClass": "example.com/other"}}),
+    );
+    let w = World::new()
+        .service(service("a", "was-lb", was_lb))
+        .service(service("b", "other", other_class));
+    let (_, _, patches) = w.compile(FILE);
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].key, key("a", "was-lb"));
+    assert_eq!(
+        patches[0].body,
+        json!({"status": {"loadBalancer": {"ingress": []}}})
+    );
+}
+
+#[test]
+fn gateways_of_a_class_another_controller_implements_are_not_served() {
+    let class = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "gatehouse"},
+        "spec": {"controllerName": "example.com/someone-else"},
+    });
+    let mut w = World::new().gateway(gateway());
+    w.snapshot
+        .classes
+        .insert(key("", "gatehouse"), dynamic(class.clone()));
+    let (config, _, _) = w.compile(FILE);
+    assert!(config.listeners.is_empty());
+    let mut ours = class;
+    ours["spec"]["controllerName"] = json!("gatehouse.dev/gateway-controller");
+    w.snapshot
+        .classes
+        .insert(key("", "gatehouse"), dynamic(ours));
+    let (config, _, patches) = w.compile(FILE);
+    listener(&config, "internal/http");
+    let accepted = patches.iter().find(|p| p.kind == "GatewayClass").unwrap();
+    assert_eq!(accepted.body["status"]["conditions"][0]["status"], "True");
 }
