@@ -257,6 +257,60 @@ pub(crate) fn render(doc: &StatusDoc) -> String {
         );
     }
 
+    if let Some(k) = &doc.kubernetes {
+        out.push_str("<h2>Kubernetes</h2>\n");
+        let state = if k.connected {
+            "API server reachable".to_owned()
+        } else {
+            "<strong>API server unreachable</strong>: serving the last known state".to_owned()
+        };
+        let objects: Vec<String> = k
+            .objects
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{n} {}", esc(kind)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p>{state}{}; {}; this node {} status.{}</p>",
+            k.since
+                .as_deref()
+                .map(|s| format!(" since {}", when(s, now)))
+                .unwrap_or_default(),
+            if objects.is_empty() {
+                "no objects".to_owned()
+            } else {
+                objects.join(", ")
+            },
+            if k.writes_status {
+                "writes"
+            } else {
+                "does not write"
+            },
+            k.last_error
+                .as_deref()
+                .map(|e| format!(" Last error: <code>{}</code>", esc(e)))
+                .unwrap_or_default(),
+        );
+        let rows: Vec<Vec<String>> = k
+            .services
+            .iter()
+            .map(|(name, ips)| vec![esc(name), format!("<code>{}</code>", esc(&ips.join(", ")))])
+            .chain(k.rejected.iter().map(|r| {
+                vec![
+                    esc(&r.object),
+                    format!("{} {}", badge("LEFT OUT"), esc(&r.errors.join("; "))),
+                ]
+            }))
+            .collect();
+        table(
+            &mut out,
+            &["Object", "Addresses, or why it is left out"],
+            &rows,
+            "No LoadBalancer Services.",
+        );
+    }
+
     out.push_str("<h2>Recent warnings and errors</h2>\n");
     let rows: Vec<Vec<String>> = doc
         .recent
