@@ -472,7 +472,12 @@ fn kubernetes_metrics(out: &mut String, r: &gatehouse_kube::Report) {
         "gauge",
         "1 while the Kubernetes API server answers; 0: the last known state is served.",
     );
-    sample(out, "gatehouse_kubernetes_connected", "", u8::from(r.connected));
+    sample(
+        out,
+        "gatehouse_kubernetes_connected",
+        "",
+        u8::from(r.connected),
+    );
     family(
         out,
         "gatehouse_kubernetes_synced",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use gatehouse_config::{Config, TrackTarget, VrrpInstance};
 use gatehouse_proxy::Pool;
-use gatehouse_vrrp::instance::{InstanceHandle, Status, spawn};
+use gatehouse_vrrp::instance::{InstanceHandle, Status, address_changes, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -52,15 +52,19 @@ impl Vips {
     }
 
     /// Starts new and changed instances, stops removed and changed ones (changed ones hand
-    /// over cleanly first), leaves unchanged ones running.
+    /// over cleanly first), leaves unchanged ones running. An instance whose addresses alone
+    /// changed (same family, not empty: a pool handed out or took back an address) keeps
+    /// running and takes the new list in place, without an election.
     pub(crate) async fn apply(&mut self, instances: &[Arc<VrrpInstance>]) {
         let mut stopping = Vec::new();
         if let Ok(mut running) = self.running.lock() {
             let names: Vec<String> = running.keys().cloned().collect();
             for name in names {
-                let keep = instances
-                    .iter()
-                    .any(|i| i.name == name && running.get(&name).is_some_and(|r| r.config == *i));
+                let new = instances.iter().find(|i| i.name == name);
+                let keep = match (running.get_mut(&name), new) {
+                    (Some(r), Some(new)) => r.config == *new || change_in_place(r, new),
+                    _ => false,
+                };
                 if !keep && let Some(r) = running.remove(&name) {
                     r.stop.cancel();
                     stopping.push(r.handle);
@@ -128,6 +132,48 @@ impl Vips {
             let _ = tokio::time::timeout(HAND_OVER_WAIT, handle.join()).await;
         }
     }
+}
+
+/// Gives `r` the addresses of `new` in place if they are all that changed and the instance can
+/// take them (same family, not empty); `false`: it must be restarted.
+fn change_in_place(r: &mut Running, new: &Arc<VrrpInstance>) -> bool {
+    if !only_addresses_differ(&r.config, new) {
+        return false;
+    }
+    if let Err(e) = r.handle.set_addresses(new.addresses.clone()) {
+        tracing::info!(instance = %new.name, "VRRP addresses changed: restarting the instance ({e})");
+        return false;
+    }
+    let changes = address_changes(&r.config.addresses, &new.addresses);
+    tracing::info!(
+        instance = %new.name,
+        added = %list(&changes.added),
+        removed = %list(&changes.removed),
+        "VRRP addresses changed in place (no election)"
+    );
+    r.config = Arc::clone(new);
+    true
+}
+
+/// Whether `old` and `new` are the same instance but for their addresses.
+fn only_addresses_differ(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    let same_but_addresses = VrrpInstance {
+        addresses: new.addresses.clone(),
+        ..old.clone()
+    };
+    same_but_addresses == *new && old.addresses != new.addresses
+}
+
+/// `192.0.2.1/32, 192.0.2.2/32`, or `none`.
+fn list(addresses: &[(std::net::IpAddr, u8)]) -> String {
+    if addresses.is_empty() {
+        return "none".to_owned();
+    }
+    addresses
+        .iter()
+        .map(|(a, p)| format!("{a}/{p}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads the running instances' status without going through the supervisor.
@@ -303,6 +349,70 @@ mod tests {
             },
             track,
         }
+    }
+
+    #[test]
+    fn only_a_change_of_addresses_is_applied_in_place() {
+        let old = instance(150, vec![]);
+        let mut new = old.clone();
+        new.addresses.push(("192.0.2.101".parse().unwrap(), 24));
+        assert!(only_addresses_differ(&old, &new));
+        assert!(!only_addresses_differ(&old, &old));
+        new.priority = 100;
+        assert!(!only_addresses_differ(&old, &new));
+        let mut new = old.clone();
+        new.vrid = 52;
+        assert!(!only_addresses_differ(&old, &new));
+        assert_eq!(list(&[]), "none");
+        assert_eq!(list(&new.addresses), "192.0.2.100/24");
+    }
+
+    #[tokio::test]
+    async fn apply_changes_addresses_in_place_and_restarts_otherwise() {
+        let tracked = Arc::new(ArcSwap::from_pointee(Tracked {
+            config: Arc::new(Config::empty(Duration::from_secs(1))),
+            pools: HashMap::new(),
+        }));
+        let mut vips = Vips::new(tracked);
+        let mut first = instance(150, vec![]);
+        // No such interface: the instance stays in Fault and touches nothing.
+        first.interface = InterfaceMatch::Name("ghv-none0".into());
+        let first = Arc::new(first);
+        vips.apply(&[Arc::clone(&first)]).await;
+        let status = |vips: &Vips| vips.statuses().read();
+        while status(&vips)[0].1.state != gatehouse_vrrp::instance::InstanceState::Fault {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let since = status(&vips)[0].1.since;
+
+        // Addresses only: the same instance (its status keeps its `since`), the new config.
+        let mut grown = (*first).clone();
+        grown.addresses.push(("192.0.2.101".parse().unwrap(), 24));
+        let grown = Arc::new(grown);
+        vips.apply(&[Arc::clone(&grown)]).await;
+        let now = status(&vips);
+        assert_eq!(now[0].0, grown);
+        assert_eq!(now[0].1.since, since);
+
+        // No address left: a new instance.
+        let mut empty = (*grown).clone();
+        empty.addresses.clear();
+        let empty = Arc::new(empty);
+        vips.apply(&[Arc::clone(&empty)]).await;
+        let now = status(&vips);
+        assert_eq!(now[0].0, empty);
+        assert_ne!(now[0].1.since, since);
+        let since = now[0].1.since;
+
+        // Another family: a new instance.
+        let mut v6 = (*grown).clone();
+        v6.addresses = vec![("2001:db8::100".parse().unwrap(), 64)];
+        let v6 = Arc::new(v6);
+        vips.apply(&[Arc::clone(&v6)]).await;
+        let now = status(&vips);
+        assert_eq!(now[0].0, v6);
+        assert_ne!(now[0].1.since, since);
+        vips.stop().await;
     }
 
     #[test]

@@ -577,7 +577,10 @@ impl Reader<'_> {
     /// The certificate and key files of a Secret: the config's mapping, then the cluster's.
     fn secret_files(&mut self, key: &str) -> Option<(String, String)> {
         if let Some(f) = Maps::find(&mut self.maps.used, 1, &self.maps.api.secrets, key) {
-            return Some((f.value.cert_file.value.clone(), f.value.key_file.value.clone()));
+            return Some((
+                f.value.cert_file.value.clone(),
+                f.value.key_file.value.clone(),
+            ));
         }
         self.maps.cluster?.secrets.get(key).cloned()
     }

@@ -103,7 +103,9 @@ impl Compiler {
                     pos(z),
                     format!("`dnsZone` `{zone}` is not inside any zone of `dns.zones`"),
                 )
-                .hint("the DNS server only answers for its zones: add the zone, or one that holds it");
+                .hint(
+                    "the DNS server only answers for its zones: add the zone, or one that holds it",
+                );
             } else if dns.is_none() && !dns_section {
                 self.warn(pos(z), "`dnsZone` is set but there is no `dns` section")
                     .hint("add `dns:` with a zone that holds it, or remove `dnsZone`");
@@ -265,16 +267,29 @@ mod tests {
 
     #[test]
     fn label_selectors_match_as_kubernetes_does() {
-        let cases: &[(&str, &[(&str, &str)], bool)] = &[
+        type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+        let cases: &[Case] = &[
             ("a=b", &[("a", "b")], true),
             ("a==b", &[("a", "c")], false),
-            ("gatehouse.dev/expose=true", &[("gatehouse.dev/expose", "true")], true),
+            (
+                "gatehouse.dev/expose=true",
+                &[("gatehouse.dev/expose", "true")],
+                true,
+            ),
             ("a!=b,c", &[("c", "1")], true),
             ("a!=b,c", &[("a", "b"), ("c", "1")], false),
             ("!c", &[("c", "1")], false),
             ("!c", &[], true),
-            ("env in (prod, staging),tier notin (test)", &[("env", "prod")], true),
-            ("env in (prod, staging),tier notin (test)", &[("env", "prod"), ("tier", "test")], false),
+            (
+                "env in (prod, staging),tier notin (test)",
+                &[("env", "prod")],
+                true,
+            ),
+            (
+                "env in (prod, staging),tier notin (test)",
+                &[("env", "prod"), ("tier", "test")],
+                false,
+            ),
             ("env in (prod)", &[], false),
         ];
         for (text, l, want) in cases {

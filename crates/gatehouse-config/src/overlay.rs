@@ -75,7 +75,11 @@ pub fn load_with(
         // The documents errors point into; an error outside them is the file's own.
         let mut bad: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut own = false;
-        for d in diagnostics.items.iter().filter(|d| d.severity == Severity::Error) {
+        for d in diagnostics
+            .items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+        {
             // An error in the file about something a document brought (a static DNS record
             // clashing with a Service's name) names the document in its related place.
             let blamed = std::iter::once(d.pos)

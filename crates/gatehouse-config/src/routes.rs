@@ -294,7 +294,10 @@ impl Compiler {
             return match self.memory.get(name) {
                 Some(bytes) => Some((PathBuf::from(name), bytes.clone())),
                 None => {
-                    self.error(at, format!("{what} `{name}` is not in the cluster's Secrets"));
+                    self.error(
+                        at,
+                        format!("{what} `{name}` is not in the cluster's Secrets"),
+                    );
                     None
                 }
             };

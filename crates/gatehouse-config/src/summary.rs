@@ -292,10 +292,15 @@ impl Config {
             let _ = writeln!(
                 out,
                 "kubernetes: {}, namespaces {}; LoadBalancer Services of {}{} take addresses from {}; Gateways of class `{}`; endpoints: {}; status written by {}",
-                k.kubeconfig
-                    .as_ref()
-                    .map_or("$KUBECONFIG or ~/.kube/config, else in-cluster credentials".to_owned(), |p| format!("kubeconfig {}", p.display())),
-                if k.namespaces.is_empty() { "all".to_owned() } else { k.namespaces.join(", ") },
+                k.kubeconfig.as_ref().map_or(
+                    "$KUBECONFIG or ~/.kube/config, else in-cluster credentials".to_owned(),
+                    |p| format!("kubeconfig {}", p.display())
+                ),
+                if k.namespaces.is_empty() {
+                    "all".to_owned()
+                } else {
+                    k.namespaces.join(", ")
+                },
                 k.load_balancer_class
                     .as_ref()
                     .map_or("no class".to_owned(), |c| format!("class `{c}`")),
@@ -303,7 +308,9 @@ impl Config {
                     .as_ref()
                     .map(|s| format!(" with labels `{s}`"))
                     .unwrap_or_default(),
-                k.pool.as_ref().map_or("no pool".to_owned(), |p| format!("pool `{p}`")),
+                k.pool
+                    .as_ref()
+                    .map_or("no pool".to_owned(), |p| format!("pool `{p}`")),
                 k.gateway_class_name,
                 match k.endpoints {
                     crate::types::EndpointsMode::Pods => "pod addresses",
@@ -311,7 +318,9 @@ impl Config {
                 },
                 k.status_instance
                     .as_ref()
-                    .map_or("this node".to_owned(), |i| format!("the master of VRRP instance `{i}`")),
+                    .map_or("this node".to_owned(), |i| format!(
+                        "the master of VRRP instance `{i}`"
+                    )),
             );
         }
         if let Some(admin) = &self.admin {

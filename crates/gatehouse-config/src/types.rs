@@ -121,11 +121,7 @@ impl Config {
     /// API manifests): a change to any of them is a change of config.
     pub fn files(&self) -> Vec<PathBuf> {
         let mut out = self.manifests.clone();
-        out.extend(
-            self.kubernetes
-                .as_ref()
-                .and_then(|k| k.kubeconfig.clone()),
-        );
+        out.extend(self.kubernetes.as_ref().and_then(|k| k.kubeconfig.clone()));
         for l in &self.listeners {
             if let Some(TlsMode::Terminate(t)) = l.tls.as_ref().map(|t| &t.mode) {
                 for c in &t.certificates {

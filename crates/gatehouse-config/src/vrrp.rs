@@ -126,9 +126,7 @@ impl Compiler {
             if let Some(pool) = text.strip_prefix("pool:") {
                 match pools.get(pool) {
                     Some(p) => {
-                        if p.allocated.is_empty()
-                            && self.provider_pool.as_deref() != Some(pool)
-                        {
+                        if p.allocated.is_empty() && self.provider_pool.as_deref() != Some(pool) {
                             self.warn(
                                 pos(a),
                                 format!("pool `{pool}` has handed out no address yet"),

@@ -317,6 +317,15 @@ async fn run(
     tasks.wait().await;
 }
 
+/// ReferenceGrant at `v1beta1`: the version every Gateway API release since 0.6 serves (the
+/// crate's type is `v1`, served only from 1.5 on).
+fn reference_grants() -> ApiResource {
+    let mut r = gateway_api_resource::<gateway_api::referencegrants::ReferenceGrant>();
+    r.version = "v1beta1".to_owned();
+    r.api_version = format!("{}/v1beta1", r.group);
+    r
+}
+
 /// The Gateway API kinds, as dynamic resources (types from the gateway-api crate).
 fn gateway_api_resource<K: Resource<DynamicType = ()>>() -> ApiResource {
     ApiResource::erase::<K>(&())
@@ -380,6 +389,14 @@ fn spawn_watchers(
             plain(),
             ns.clone(),
             |s| &mut s.gateways,
+            Arc::clone(shared),
+        )));
+        spawn(Box::pin(watch::run(
+            label("ReferenceGrants"),
+            watch::dynamic_api(client, &reference_grants(), ns.as_deref()),
+            plain(),
+            ns.clone(),
+            |s| &mut s.grants,
             Arc::clone(shared),
         )));
         let routes: [(RouteKind, ApiResource); 4] = [

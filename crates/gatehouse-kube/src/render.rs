@@ -75,8 +75,12 @@ pub struct TakenRoute {
     pub key: Key,
     /// The overlay document.
     pub document: String,
-    /// Its `parentRefs` that name Gateways we serve, as written.
+    /// Its `parentRefs` that name Gateways we serve and may attach to, as written.
     pub parents: Vec<Value>,
+    /// Its `parentRefs` to Gateways we serve that do not let it attach, with why.
+    pub refused: Vec<(Value, String)>,
+    /// Its backend references left out for want of a ReferenceGrant.
+    pub unresolved: Vec<String>,
 }
 
 /// The overlay document name of an object.
@@ -157,9 +161,17 @@ impl Renderer<'_> {
             for l in spec["listeners"].as_array().into_iter().flatten() {
                 for c in l["tls"]["certificateRefs"].as_array().into_iter().flatten() {
                     let ns = c["namespace"].as_str().unwrap_or(&key.0);
-                    if let Some(name) = c["name"].as_str() {
-                        self.secret(&(ns.to_owned(), name.to_owned()));
+                    let Some(name) = c["name"].as_str() else {
+                        continue;
+                    };
+                    if ns != key.0 && !self.granted(ns, "Gateway", &key.0, "Secret", name) {
+                        self.out.skipped.push(format!(
+                            "Gateway {}/{}: certificateRef to Secret {ns}/{name} needs a ReferenceGrant in namespace {ns}",
+                            key.0, key.1
+                        ));
+                        continue;
                     }
+                    self.secret(&(ns.to_owned(), name.to_owned()));
                 }
             }
             self.out.overlay.documents.push(OverlayDocument {
@@ -213,48 +225,71 @@ impl Renderer<'_> {
         for kind in RouteKind::ALL {
             for (key, route) in self.snapshot.routes_of(kind) {
                 let mut spec = route.data["spec"].clone();
-                let parents: Vec<Value> = spec["parentRefs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| {
-                        let is_gateway = p["kind"].as_str().is_none_or(|k| k == "Gateway")
-                            && p["group"]
-                                .as_str()
-                                .is_none_or(|g| g == "gateway.networking.k8s.io");
-                        let ns = p["namespace"].as_str().unwrap_or(&key.0);
-                        let name = p["name"].as_str().unwrap_or_default();
-                        is_gateway && ours.contains(&(ns.to_owned(), name.to_owned()))
-                    })
-                    .cloned()
-                    .collect();
-                if parents.is_empty() {
-                    continue;
-                }
-                spec["parentRefs"] = Value::Array(parents.clone());
-                for rule in spec["rules"].as_array().into_iter().flatten() {
-                    for b in rule["backendRefs"].as_array().into_iter().flatten() {
-                        let is_service = b["kind"].as_str().is_none_or(|k| k == "Service")
-                            && b["group"].as_str().is_none_or(str::is_empty);
-                        if let (true, Some(name), Some(port)) =
-                            (is_service, b["name"].as_str(), b["port"].as_i64())
-                        {
-                            let ns = b["namespace"].as_str().unwrap_or(&key.0);
-                            wanted.insert(((ns.to_owned(), name.to_owned()), port));
-                        }
+                let mut parents = Vec::new();
+                let mut refused = Vec::new();
+                for p in spec["parentRefs"].as_array().into_iter().flatten() {
+                    let is_gateway = p["kind"].as_str().is_none_or(|k| k == "Gateway")
+                        && p["group"].as_str().is_none_or(|g| g == GROUP);
+                    let ns = p["namespace"].as_str().unwrap_or(&key.0);
+                    let gw_key = (
+                        ns.to_owned(),
+                        p["name"].as_str().unwrap_or_default().to_owned(),
+                    );
+                    if !is_gateway || !ours.contains(&gw_key) {
+                        continue;
+                    }
+                    match self.attachable(&gw_key, p, kind, &key.0) {
+                        Ok(()) => parents.push(p.clone()),
+                        Err(why) => refused.push((p.clone(), why)),
                     }
                 }
+                if parents.is_empty() && refused.is_empty() {
+                    continue;
+                }
                 let document = document_name(kind.kind(), key);
-                self.out.overlay.documents.push(OverlayDocument {
-                    name: document.clone(),
-                    kind: DocumentKind::Manifest,
-                    text: manifest_text(route, kind.kind(), &key.0, spec),
-                });
+                let mut unresolved = Vec::new();
+                if !parents.is_empty() {
+                    spec["parentRefs"] = Value::Array(parents.clone());
+                    for rule in spec["rules"].as_array_mut().into_iter().flatten() {
+                        let Some(refs) = rule["backendRefs"].as_array_mut() else {
+                            continue;
+                        };
+                        refs.retain(|b| {
+                            let is_service = b["kind"].as_str().is_none_or(|k| k == "Service")
+                                && b["group"].as_str().is_none_or(str::is_empty);
+                            let (Some(name), Some(port)) = (b["name"].as_str(), b["port"].as_i64())
+                            else {
+                                return true;
+                            };
+                            if !is_service {
+                                return true;
+                            }
+                            let ns = b["namespace"].as_str().unwrap_or(&key.0);
+                            if ns != key.0 && !self.granted(ns, kind.kind(), &key.0, "Service", name) {
+                                unresolved.push(format!(
+                                    "backendRef to Service {ns}/{name} needs a ReferenceGrant in namespace {ns} from {} in {}",
+                                    kind.kind(),
+                                    key.0
+                                ));
+                                return false;
+                            }
+                            wanted.insert(((ns.to_owned(), name.to_owned()), port));
+                            true
+                        });
+                    }
+                    self.out.overlay.documents.push(OverlayDocument {
+                        name: document.clone(),
+                        kind: DocumentKind::Manifest,
+                        text: manifest_text(route, kind.kind(), &key.0, spec),
+                    });
+                }
                 taken.push(TakenRoute {
                     kind,
                     key: key.clone(),
                     document,
                     parents,
+                    refused,
+                    unresolved,
                 });
             }
         }
@@ -272,6 +307,91 @@ impl Renderer<'_> {
                 .services
                 .insert(format!("{}/{}:{port}", svc.0, svc.1), backend);
         }
+    }
+
+    /// Whether a Gateway's listeners let a route of `kind` from `route_ns` attach (through
+    /// `sectionName` and `port`, if the reference names them). The error is the reason.
+    fn attachable(
+        &self,
+        gateway: &Key,
+        parent: &Value,
+        kind: RouteKind,
+        route_ns: &str,
+    ) -> Result<(), String> {
+        let Some(g) = self.snapshot.gateways.get(gateway) else {
+            return Err("no such Gateway".to_owned());
+        };
+        let section = parent["sectionName"].as_str();
+        let port = parent["port"].as_i64();
+        let mut named = 0;
+        for l in g.data["spec"]["listeners"].as_array().into_iter().flatten() {
+            if section.is_some_and(|s| l["name"].as_str() != Some(s))
+                || port.is_some_and(|p| l["port"].as_i64() != Some(p))
+            {
+                continue;
+            }
+            named += 1;
+            let allowed = &l["allowedRoutes"];
+            let from_ok = match allowed["namespaces"]["from"].as_str().unwrap_or("Same") {
+                "All" => true,
+                "Same" => route_ns == gateway.0,
+                // Namespace labels are not watched: a selector admits nothing (said in status).
+                _ => false,
+            };
+            let kinds: Vec<&str> = match allowed["kinds"].as_array() {
+                Some(list) if !list.is_empty() => list
+                    .iter()
+                    .filter(|k| k["group"].as_str().is_none_or(|g| g == GROUP))
+                    .filter_map(|k| k["kind"].as_str())
+                    .collect(),
+                _ => default_kinds(l),
+            };
+            if from_ok && kinds.contains(&kind.kind()) {
+                return Ok(());
+            }
+        }
+        if named == 0 {
+            return Err(format!(
+                "Gateway {}/{} has no listener matching the parentRef's sectionName/port",
+                gateway.0, gateway.1
+            ));
+        }
+        Err(format!(
+            "no listener of Gateway {}/{} allows a {} from namespace {route_ns} (allowedRoutes; namespace selectors are not supported)",
+            gateway.0,
+            gateway.1,
+            kind.kind()
+        ))
+    }
+
+    /// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects of `from_ns` refer to the
+    /// `to_kind` (core group) named `name`.
+    fn granted(
+        &self,
+        to_ns: &str,
+        from_kind: &str,
+        from_ns: &str,
+        to_kind: &str,
+        name: &str,
+    ) -> bool {
+        self.snapshot
+            .grants
+            .iter()
+            .filter(|((ns, _), _)| ns == to_ns)
+            .any(|(_, g)| {
+                let spec = &g.data["spec"];
+                let from = spec["from"].as_array().into_iter().flatten().any(|f| {
+                    f["group"].as_str() == Some(GROUP)
+                        && f["kind"].as_str() == Some(from_kind)
+                        && f["namespace"].as_str() == Some(from_ns)
+                });
+                let to = spec["to"].as_array().into_iter().flatten().any(|t| {
+                    t["group"].as_str().unwrap_or_default().is_empty()
+                        && t["kind"].as_str() == Some(to_kind)
+                        && t["name"].as_str().is_none_or(|n| n == name)
+                });
+                from && to
+            })
     }
 
     /// LoadBalancer Services we take: a gateway each.
@@ -516,6 +636,20 @@ impl Renderer<'_> {
                 text: serde_json::to_string_pretty(&body).unwrap_or_default(),
             });
         }
+    }
+}
+
+const GROUP: &str = "gateway.networking.k8s.io";
+
+/// The route kinds a listener takes when its `allowedRoutes.kinds` says nothing.
+fn default_kinds(listener: &Value) -> Vec<&'static str> {
+    match listener["protocol"].as_str().unwrap_or_default() {
+        "HTTP" | "HTTPS" => vec!["HTTPRoute"],
+        "TLS" if listener["tls"]["mode"].as_str() == Some("Terminate") => vec!["TCPRoute"],
+        "TLS" => vec!["TLSRoute"],
+        "TCP" => vec!["TCPRoute"],
+        "UDP" => vec!["UDPRoute"],
+        _ => vec![],
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Snapshot {
     pub classes: BTreeMap<Key, Arc<DynamicObject>>,
     /// Gateways.
     pub gateways: BTreeMap<Key, Arc<DynamicObject>>,
+    /// ReferenceGrants.
+    pub grants: BTreeMap<Key, Arc<DynamicObject>>,
     /// Routes by kind.
     pub routes: BTreeMap<RouteKind, BTreeMap<Key, Arc<DynamicObject>>>,
 }
@@ -77,6 +79,7 @@ impl Snapshot {
             ("Secret", self.secrets.len()),
             ("GatewayClass", self.classes.len()),
             ("Gateway", self.gateways.len()),
+            ("ReferenceGrant", self.grants.len()),
         ]);
         for k in RouteKind::ALL {
             out.insert(k.kind(), self.routes.get(&k).map_or(0, BTreeMap::len));

@@ -322,6 +322,16 @@ pub fn wanted(applied: &Applied, snapshot: &crate::Snapshot, now: &str) -> Vec<S
                 old,
                 parent,
                 errors,
+                &route.unresolved,
+                obj.metadata.generation,
+                now,
+            ));
+        }
+        for (parent, why) in &route.refused {
+            parents.push(refused_parent(
+                old,
+                parent,
+                why,
                 obj.metadata.generation,
                 now,
             ));
@@ -476,14 +486,9 @@ fn attached(applied: &Applied, gateway: &Key, listener: &str) -> usize {
         .count()
 }
 
-fn route_parent(
-    old: &Value,
-    parent: &Value,
-    errors: Option<&[String]>,
-    generation: Option<i64>,
-    now: &str,
-) -> Value {
-    let old_entry = old["parents"]
+/// Our entry for `parent` in a route's old status, if any.
+fn old_parent(old: &Value, parent: &Value) -> Value {
+    old["parents"]
         .as_array()
         .into_iter()
         .flatten()
@@ -493,65 +498,23 @@ fn route_parent(
                 && p["parentRef"]["sectionName"] == parent["sectionName"]
         })
         .cloned()
-        .unwrap_or(Value::Null);
-    let (accepted, resolved) = match errors {
-        None => (
-            condition(
-                &old_entry,
-                "Accepted",
-                true,
-                "Accepted",
-                "served by Gatehouse",
-                generation,
-                now,
-            ),
-            condition(
-                &old_entry,
-                "ResolvedRefs",
-                true,
-                "ResolvedRefs",
-                "every backend reference resolved",
-                generation,
-                now,
-            ),
-        ),
-        Some(e) => {
-            let message = e.join("; ");
-            let unresolved = e.iter().any(|m| m.contains("is not in the cluster"));
-            (
-                condition(
-                    &old_entry,
-                    "Accepted",
-                    false,
-                    "UnsupportedValue",
-                    &message,
-                    generation,
-                    now,
-                ),
-                if unresolved {
-                    condition(
-                        &old_entry,
-                        "ResolvedRefs",
-                        false,
-                        "BackendNotFound",
-                        &message,
-                        generation,
-                        now,
-                    )
-                } else {
-                    condition(
-                        &old_entry,
-                        "ResolvedRefs",
-                        true,
-                        "ResolvedRefs",
-                        "every backend reference resolved",
-                        generation,
-                        now,
-                    )
-                },
-            )
-        }
-    };
+        .unwrap_or(Value::Null)
+}
+
+/// A condition's status, reason and message.
+type Verdict<'a> = (bool, &'a str, String);
+
+/// A parent entry: the reference as written plus its defaulted group and kind, and the
+/// `Accepted` and `ResolvedRefs` conditions.
+fn parent_entry(
+    old: &Value,
+    parent: &Value,
+    accepted: Verdict<'_>,
+    resolved: Verdict<'_>,
+    generation: Option<i64>,
+    now: &str,
+) -> Value {
+    let old_entry = old_parent(old, parent);
     let mut parent_ref = parent.clone();
     if parent_ref["group"].is_null() {
         parent_ref["group"] = json!(GROUP);
@@ -559,9 +522,82 @@ fn route_parent(
     if parent_ref["kind"].is_null() {
         parent_ref["kind"] = json!("Gateway");
     }
+    let (ok, reason, message) = accepted;
+    let accepted = condition(
+        &old_entry, "Accepted", ok, reason, &message, generation, now,
+    );
+    let (ok, reason, message) = resolved;
+    let resolved = condition(
+        &old_entry,
+        "ResolvedRefs",
+        ok,
+        reason,
+        &message,
+        generation,
+        now,
+    );
     json!({
         "parentRef": parent_ref,
         "controllerName": KubernetesConfig::CONTROLLER_NAME,
         "conditions": [accepted, resolved],
     })
+}
+
+/// Our entry for a parent the route is attached to: `errors` when the route was left out,
+/// `unresolved` for backend references dropped for want of a ReferenceGrant.
+fn route_parent(
+    old: &Value,
+    parent: &Value,
+    errors: Option<&[String]>,
+    unresolved: &[String],
+    generation: Option<i64>,
+    now: &str,
+) -> Value {
+    let resolved_ok = (
+        true,
+        "ResolvedRefs",
+        "every backend reference resolved".to_owned(),
+    );
+    let (accepted, resolved) = match errors {
+        Some(e) => {
+            let message = e.join("; ");
+            let not_found = e.iter().any(|m| m.contains("is not in the cluster"));
+            (
+                (false, "UnsupportedValue", message.clone()),
+                if not_found {
+                    (false, "BackendNotFound", message)
+                } else {
+                    resolved_ok
+                },
+            )
+        }
+        None if !unresolved.is_empty() => (
+            (true, "Accepted", "served by Gatehouse".to_owned()),
+            (false, "RefNotPermitted", unresolved.join("; ")),
+        ),
+        None => (
+            (true, "Accepted", "served by Gatehouse".to_owned()),
+            resolved_ok,
+        ),
+    };
+    parent_entry(old, parent, accepted, resolved, generation, now)
+}
+
+/// Our entry for a parent that does not let the route attach (`allowedRoutes`, a
+/// `sectionName` or `port` that names no listener).
+fn refused_parent(
+    old: &Value,
+    parent: &Value,
+    why: &str,
+    generation: Option<i64>,
+    now: &str,
+) -> Value {
+    parent_entry(
+        old,
+        parent,
+        (false, "NotAllowedByListeners", why.to_owned()),
+        (true, "ResolvedRefs", "not attached".to_owned()),
+        generation,
+        now,
+    )
 }

@@ -1,5 +1,8 @@
 //! The cluster as config, without a server: objects in, the compiled config and the status
-//! patches out. What the watchers feed is tested in `tests/api.rs`.
+//! patches out. What the watchers feed is tested end to end (`crates/gatehouse/tests/e2e/
+//! kubernetes.rs`).
+// A test crate: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -266,7 +269,8 @@ fn gateway() -> Value {
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
         "metadata": {"name": "internal", "namespace": "infra", "generation": 3},
         "spec": {"gatewayClassName": "gatehouse", "listeners": [
-            {"name": "http", "port": 8080, "protocol": "HTTP"}
+            {"name": "http", "port": 8080, "protocol": "HTTP",
+             "allowedRoutes": {"namespaces": {"from": "All"}}}
         ]},
     })
 }
@@ -472,4 +476,59 @@ fn gateways_of_a_class_another_controller_implements_are_not_served() {
     listener(&config, "internal/http");
     let accepted = patches.iter().find(|p| p.kind == "GatewayClass").unwrap();
     assert_eq!(accepted.body["status"]["conditions"][0]["status"], "True");
+}
+
+#[test]
+fn allowed_routes_and_reference_grants_are_enforced() {
+    let sonarr = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "sonarr", "namespace": "media"},
+        "spec": {"type": "ClusterIP", "ports": [{"name": "web", "port": 8989}]},
+    });
+    let mut same_ns_gateway = gateway();
+    same_ns_gateway["spec"]["listeners"][0]["allowedRoutes"] =
+        json!({"namespaces": {"from": "Same"}});
+    // A route in `media` to a Gateway in `infra` that only takes routes from `infra`; and a
+    // route in `infra` whose backend is in `media`, first without a ReferenceGrant.
+    let mut local = http_route("local", "sonarr", json!({}));
+    local["metadata"]["namespace"] = json!("infra");
+    let mut w = World::new()
+        .service(sonarr)
+        .gateway(same_ns_gateway)
+        .route(RouteKind::Http, http_route("remote", "sonarr", json!({})))
+        .route(RouteKind::Http, local);
+    let (config, rejected, patches) = w.compile(FILE);
+    let by: BTreeMap<String, &Value> = patches
+        .iter()
+        .map(|p| (format!("{} {}", p.kind, p.key.1), &p.body))
+        .collect();
+    let remote = &by["HTTPRoute remote"]["status"]["parents"][0]["conditions"][0];
+    assert_eq!(remote["status"], "False");
+    assert_eq!(remote["reason"], "NotAllowedByListeners");
+    let local = &by["HTTPRoute local"]["status"]["parents"][0]["conditions"];
+    assert_eq!(local[0]["status"], "True", "{local}");
+    assert_eq!(local[1]["reason"], "RefNotPermitted", "{local}");
+    assert!(!config.backends.contains_key("k8s.media.sonarr.8989"));
+    assert!(rejected.is_empty(), "{rejected:?}");
+
+    // The grant in `media` lets `infra`'s HTTPRoutes in.
+    let grant = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+        "metadata": {"name": "from-infra", "namespace": "media"},
+        "spec": {
+            "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "infra"}],
+            "to": [{"group": "", "kind": "Service"}],
+        },
+    });
+    w.snapshot
+        .grants
+        .insert(key("media", "from-infra"), dynamic(grant));
+    let (config, _, patches) = w.compile(FILE);
+    assert!(config.backends.contains_key("k8s.media.sonarr.8989"));
+    let local = patches
+        .iter()
+        .find(|p| p.key.1 == "local")
+        .map(|p| p.body["status"]["parents"][0]["conditions"][1].clone())
+        .unwrap();
+    assert_eq!(local["status"], "True", "{local}");
 }

@@ -26,9 +26,18 @@
 //! so is every change of the effective priority. Adverts for other VRIDs are ignored silently
 //! (instances share the group); adverts with a TTL other than 255, or which do not decode, are
 //! counted and logged at debug (the first of each kind of decoding error at WARN: a checksum
-//! mode mismatch with a peer shows up there); an advert whose address list differs from ours is
-//! dropped (RFC 5798 section 7.1; unless it comes from the address owner, priority 255) and
-//! logged at WARN once: the peers' configurations disagree.
+//! mode mismatch with a peer shows up there); an advert whose address list differs from ours
+//! still counts (the check is optional in RFC 5798 section 7.1, and a list that changes with a
+//! pool reaches the nodes at slightly different times: dropping would hand every address to a
+//! backup meanwhile) and is logged at WARN once per peer until that peer's list agrees with ours
+//! again (logged at INFO).
+//!
+//! The address list can change while the instance runs ([`InstanceHandle::set_addresses`]),
+//! without a state change or an election: a master adds the new addresses (and announces them,
+//! `announce.count` times as on becoming master), removes those no longer listed and sends an
+//! advert with the new list at once; in any state the new list is what adverts carry and what
+//! peers' adverts are compared with. The family cannot change that way (nor can the list
+//! become empty): that is a new instance, to be stopped and started.
 //!
 //! Unicast peers: the checksum covers the destination, so each peer gets its own message,
 //! through a socket of its own ([`VrrpSocket::send`] sends one message to every destination
@@ -139,9 +148,112 @@ pub struct Status {
 pub struct InstanceHandle {
     status: watch::Receiver<Status>,
     task: JoinHandle<()>,
+    /// The address list, changed in place by `set_addresses`.
+    addresses: watch::Sender<Vec<(IpAddr, u8)>>,
+    /// Its family: the first address's at start (IPv4 if it started with none).
+    family: Family,
+}
+
+/// Why [`InstanceHandle::set_addresses`] refused a list: the change needs a new instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChangeError {
+    /// The new list is empty.
+    Empty,
+    /// An address of the new list is not of the instance's family.
+    Family {
+        /// The instance's family.
+        running: Family,
+        /// The other family, found in the new list.
+        new: Family,
+    },
+}
+
+impl fmt::Display for AddressChangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the new address list is empty"),
+            Self::Family { running, new } => write!(
+                f,
+                "the instance is {running} and the new address list has {new} addresses"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AddressChangeError {}
+
+/// Whether an instance of `running` may take `new` in place.
+fn check_addresses(running: Family, new: &[(IpAddr, u8)]) -> Result<(), AddressChangeError> {
+    if new.is_empty() {
+        return Err(AddressChangeError::Empty);
+    }
+    match new
+        .iter()
+        .map(|(a, _)| Family::of(a))
+        .find(|f| *f != running)
+    {
+        Some(other) => Err(AddressChangeError::Family {
+            running,
+            new: other,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// How one address list differs from another.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressChanges {
+    /// In the new list and not in the old one, in the new list's order.
+    pub added: Vec<(IpAddr, u8)>,
+    /// In the old list and not in the new one, in the old list's order.
+    pub removed: Vec<(IpAddr, u8)>,
+}
+
+/// What changes from `old` to `new`. An address whose prefix length changes is in both
+/// `added` (with the new one) and `removed` (with the old one).
+pub fn address_changes(old: &[(IpAddr, u8)], new: &[(IpAddr, u8)]) -> AddressChanges {
+    let old_set: HashSet<&(IpAddr, u8)> = old.iter().collect();
+    let new_set: HashSet<&(IpAddr, u8)> = new.iter().collect();
+    AddressChanges {
+        added: new
+            .iter()
+            .filter(|a| !old_set.contains(a))
+            .copied()
+            .collect(),
+        removed: old
+            .iter()
+            .filter(|a| !new_set.contains(a))
+            .copied()
+            .collect(),
+    }
 }
 
 impl InstanceHandle {
+    /// Changes the virtual addresses in place, without a state change or an election: a
+    /// master adds and announces the new ones and removes the others; in any state, adverts
+    /// carry the new list (peers with another list are logged, not ignored). Duplicates are dropped, the order
+    /// is kept (it is the order of the adverts). The same list again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the change needs a new instance (stop this one, start another): the list is empty,
+    /// or it has an address of the other family (an instance started without addresses is
+    /// IPv4). Nothing changes then.
+    pub fn set_addresses(&self, addresses: Vec<(IpAddr, u8)>) -> Result<(), AddressChangeError> {
+        check_addresses(self.family, &addresses)?;
+        let mut seen = HashSet::new();
+        let mut addresses = addresses;
+        addresses.retain(|a| seen.insert(*a));
+        self.addresses.send_if_modified(|current| {
+            if *current == addresses {
+                return false;
+            }
+            *current = addresses;
+            true
+        });
+        Ok(())
+    }
+
     /// Its status, updated on every change of state, priority or master.
     pub fn status(&self) -> watch::Receiver<Status> {
         self.status.clone()
@@ -173,6 +285,7 @@ impl InstanceHandle {
 /// Starts running `config` with the effective priority from `priority` (the caller lowers it
 /// as tracked objects fail; 0: hand the addresses over and never take them) until `stop` is
 /// cancelled. The network calls act in the network namespace of the thread the task runs on.
+/// Its addresses can change while it runs: [`InstanceHandle::set_addresses`].
 ///
 /// # Panics
 ///
@@ -201,10 +314,14 @@ pub fn spawn(
         .map_or(Family::V4, |(a, _)| Family::of(a));
     let advert_interval =
         Duration::from_millis(u64::from(packet::centiseconds(config.advert_interval)) * 10);
+    let (addresses_tx, addresses_rx) = watch::channel(config.addresses.clone());
     let runner = Runner {
         family,
         advert_interval,
+        virtuals: config.addresses.clone(),
         addresses: config.addresses.iter().map(|(a, _)| *a).collect(),
+        address_updates: addresses_rx,
+        address_updates_open: true,
         config,
         priority,
         priority_open: true,
@@ -212,11 +329,14 @@ pub fn spawn(
         status: status_tx,
         state: InstanceState::Init,
         warned: HashSet::new(),
+        mismatched: HashSet::new(),
         send_failing: HashSet::new(),
     };
     InstanceHandle {
         status: status_rx,
         task: tokio::spawn(runner.run()),
+        addresses: addresses_tx,
+        family,
     }
 }
 
@@ -245,7 +365,17 @@ impl Sockets {
 struct Timers {
     master_down: Option<Instant>,
     advert: Option<Instant>,
-    announce: VecDeque<Instant>,
+    /// When to announce what, in time order.
+    announce: VecDeque<(Instant, Announcement)>,
+}
+
+/// What one announcement is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Announcement {
+    /// Every address (on becoming master, on `Reannounce`).
+    All,
+    /// These, added in place (those still listed when it is time).
+    Added(Vec<IpAddr>),
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {
@@ -256,11 +386,18 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 }
 
 struct Runner {
+    /// The configuration it started with; its `addresses` are `virtuals`' first value.
     config: Arc<VrrpInstance>,
     family: Family,
     /// The configured interval, rounded to what the wire carries.
     advert_interval: Duration,
+    /// The virtual addresses with their prefix lengths: what a master holds.
+    virtuals: Vec<(IpAddr, u8)>,
+    /// `virtuals` without the prefix lengths: what adverts carry, in the same order.
     addresses: Vec<IpAddr>,
+    /// New address lists from `InstanceHandle::set_addresses` (checked there).
+    address_updates: watch::Receiver<Vec<(IpAddr, u8)>>,
+    address_updates_open: bool,
     priority: watch::Receiver<u8>,
     priority_open: bool,
     stop: CancellationToken,
@@ -268,6 +405,9 @@ struct Runner {
     state: InstanceState,
     /// Things logged once.
     warned: HashSet<String>,
+    /// Peers whose last advert had an address list other than ours (logged at WARN once per
+    /// streak).
+    mismatched: HashSet<IpAddr>,
     /// Destinations whose last send failed (logged at WARN once per streak).
     send_failing: HashSet<IpAddr>,
 }
@@ -454,6 +594,11 @@ impl Runner {
         };
         let priority = *self.priority.borrow_and_update();
         self.status.send_modify(|s| s.priority = priority);
+        // A list changed while there was nothing to run on: nothing is held, take it as is.
+        let latest = self.address_updates.borrow_and_update().clone();
+        if latest != self.virtuals {
+            self.set_virtuals(latest);
+        }
         let mut machine = Machine::new(Params {
             priority,
             advert_interval: self.advert_interval,
@@ -502,6 +647,16 @@ impl Runner {
                     self.status.send_modify(|s| s.priority = new);
                     Event::PriorityChanged(new)
                 }
+                changed = self.address_updates.changed(), if self.address_updates_open => {
+                    if changed.is_err() {
+                        // The handle is gone: keep the last list.
+                        self.address_updates_open = false;
+                        continue;
+                    }
+                    let new = self.address_updates.borrow_and_update().clone();
+                    self.change_addresses(new, &machine, interface, sockets, &mut timers).await;
+                    continue;
+                }
                 () = sleep_until_some(timers.master_down) => {
                     timers.master_down = None;
                     Event::MasterDownTimerFired
@@ -510,9 +665,10 @@ impl Runner {
                     timers.advert = None;
                     Event::AdvertTimerFired
                 }
-                () = sleep_until_some(timers.announce.front().copied()) => {
-                    timers.announce.pop_front();
-                    self.announce(interface);
+                () = sleep_until_some(timers.announce.front().map(|(at, _)| *at)) => {
+                    if let Some((_, what)) = timers.announce.pop_front() {
+                        self.announce(interface, &what);
+                    }
                     continue;
                 }
                 _ = link_check.tick() => {
@@ -629,16 +785,31 @@ impl Runner {
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>();
+            // The check is optional (RFC 5798 section 7.1, "MAY verify"), and dropping on a
+            // mismatch would be worse than the mismatch: an instance holding a pool changes its
+            // list whenever the pool hands out an address, nodes learn that at slightly
+            // different times, and a backup that dropped the master's adverts meanwhile would
+            // take every address over. So the advert counts; the mismatch is logged.
             let message = format!(
                 "configuration mismatch with peer {}: it advertises VRID {} with addresses [{}], \
-                     ours are [{}]; its adverts are dropped (RFC 5798 section 7.1)",
+                     ours are [{}]; its adverts still count, but check both nodes' configs",
                 r.source,
                 self.config.vrid,
                 theirs.join(", "),
                 ours.join(", ")
             );
-            self.warn_once(format!("addresses {}", r.source), message);
-            return None;
+            if self.mismatched.insert(r.source) {
+                tracing::warn!(instance = %self.config.name, "{message}");
+            } else {
+                tracing::debug!(instance = %self.config.name, "{message}");
+            }
+        } else if self.mismatched.remove(&r.source) {
+            tracing::info!(
+                instance = %self.config.name,
+                peer = %r.source,
+                "peer {} advertises the same addresses as we do again",
+                r.source
+            );
         }
         self.count(|c| c.received += 1);
         Some(Event::AdvertReceived {
@@ -670,7 +841,7 @@ impl Runner {
                 Action::BecomeMaster(reason) => {
                     self.enter(InstanceState::Master, &reason.to_string(), machine.master());
                     self.add_addresses(interface).await;
-                    timers.announce = self.announce_schedule(Instant::now());
+                    timers.announce = self.announcements(Instant::now(), &Announcement::All);
                 }
                 Action::BecomeBackup(reason) => {
                     timers.announce.clear();
@@ -691,7 +862,7 @@ impl Runner {
                         instance = %self.config.name,
                         "another node advertised as master with a lower priority: announcing the addresses again"
                     );
-                    timers.announce = self.announce_schedule(Instant::now());
+                    timers.announce = self.announcements(Instant::now(), &Announcement::All);
                 }
             }
         }
@@ -709,8 +880,28 @@ impl Runner {
         at
     }
 
-    fn announce(&mut self, interface: &str) {
-        match net::announce(interface, &self.addresses) {
+    /// [`announce_schedule`](Runner::announce_schedule) from `start`, each for `what`.
+    fn announcements(
+        &self,
+        start: Instant,
+        what: &Announcement,
+    ) -> VecDeque<(Instant, Announcement)> {
+        self.announce_schedule(start)
+            .into_iter()
+            .map(|at| (at, what.clone()))
+            .collect()
+    }
+
+    fn announce(&mut self, interface: &str, what: &Announcement) {
+        let addresses: Vec<IpAddr> = match what {
+            Announcement::All => self.addresses.clone(),
+            Announcement::Added(added) => added
+                .iter()
+                .filter(|a| self.addresses.contains(a))
+                .copied()
+                .collect(),
+        };
+        match net::announce(interface, &addresses) {
             Ok(()) => {
                 self.warned.remove("announce");
             }
@@ -770,19 +961,84 @@ impl Runner {
     }
 
     async fn add_addresses(&mut self, interface: &str) {
-        for (addr, prefix) in self.config.addresses.clone() {
+        let all = self.virtuals.clone();
+        self.add(interface, &all).await;
+    }
+
+    async fn remove_addresses(&mut self, interface: &str) {
+        let all = self.virtuals.clone();
+        self.remove(interface, &all).await;
+    }
+
+    async fn add(&self, interface: &str, addresses: &[(IpAddr, u8)]) {
+        for &(addr, prefix) in addresses {
             if let Err(e) = net::add_address(interface, addr, prefix).await {
                 tracing::warn!(instance = %self.config.name, "{e}");
             }
         }
     }
 
-    async fn remove_addresses(&mut self, interface: &str) {
-        for (addr, prefix) in self.config.addresses.clone() {
+    async fn remove(&self, interface: &str, addresses: &[(IpAddr, u8)]) {
+        for &(addr, prefix) in addresses {
             if let Err(e) = net::remove_address(interface, addr, prefix).await {
                 tracing::warn!(instance = %self.config.name, "{e}");
             }
         }
+    }
+
+    /// Takes `new` as the address list (adverts, the peers' check); returns what was added and
+    /// removed. No netlink.
+    fn set_virtuals(&mut self, new: Vec<(IpAddr, u8)>) -> AddressChanges {
+        let changes = address_changes(&self.virtuals, &new);
+        self.addresses = new.iter().map(|(a, _)| *a).collect();
+        self.virtuals = new;
+        // Their verdicts were about the old list.
+        self.mismatched.clear();
+        changes
+    }
+
+    /// A new address list while running: no state change. A master adds the new addresses,
+    /// removes the old ones, announces the new ones and advertises the new list at once.
+    async fn change_addresses(
+        &mut self,
+        new: Vec<(IpAddr, u8)>,
+        machine: &Machine,
+        interface: &str,
+        sockets: &Sockets,
+        timers: &mut Timers,
+    ) {
+        if new == self.virtuals {
+            return;
+        }
+        let AddressChanges { added, removed } = self.set_virtuals(new);
+        tracing::debug!(
+            instance = %self.config.name,
+            state = %self.state,
+            added = %list(&added),
+            removed = %list(&removed),
+            "VRRP address list changed in place"
+        );
+        if self.state != InstanceState::Master {
+            return;
+        }
+        // Added first, so that a changed prefix length (in both lists) ends up added whatever
+        // the kernel does with the same address under two prefixes.
+        self.add(interface, &added).await;
+        self.remove(interface, &removed).await;
+        if !removed.is_empty() {
+            // Without promote_secondaries, removing an IPv4 primary address removes the
+            // secondaries of its subnet with it: put back whatever went.
+            self.add_addresses(interface).await;
+        }
+        if !added.is_empty() {
+            let announce = Announcement::Added(added.iter().map(|(a, _)| *a).collect());
+            let more = self.announcements(Instant::now(), &announce);
+            timers.announce.extend(more);
+            timers.announce.make_contiguous().sort_by_key(|(at, _)| *at);
+        }
+        // Backups compare the lists: tell them at once, so a mismatch is logged briefly.
+        self.send(machine.priority(), sockets).await;
+        timers.advert = Some(Instant::now() + self.advert_interval);
     }
 
     /// Fault while running: the addresses go, nothing more is sent.
@@ -792,6 +1048,18 @@ impl Runner {
         }
         self.remove_addresses(interface).await;
     }
+}
+
+/// `192.0.2.1/24, 192.0.2.2/24`, or `none`.
+fn list(addresses: &[(IpAddr, u8)]) -> String {
+    if addresses.is_empty() {
+        return "none".to_owned();
+    }
+    addresses
+        .iter()
+        .map(|(a, p)| format!("{a}/{p}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe(m: &gatehouse_config::InterfaceMatch) -> String {
@@ -855,10 +1123,14 @@ mod tests {
             reason: String::new(),
             counters: Counters::default(),
         });
+        let (_addresses_tx, address_updates) = watch::channel(config.addresses.clone());
         Runner {
             family: Family::V4,
             advert_interval: Duration::from_secs(1),
+            virtuals: config.addresses.clone(),
             addresses: config.addresses.iter().map(|(a, _)| *a).collect(),
+            address_updates,
+            address_updates_open: true,
             config: Arc::new(config),
             priority,
             priority_open: true,
@@ -866,6 +1138,7 @@ mod tests {
             status: handle_status.0,
             state: InstanceState::Init,
             warned: HashSet::new(),
+            mismatched: HashSet::new(),
             send_failing: HashSet::new(),
         }
     }
@@ -913,5 +1186,141 @@ mod tests {
         assert!(!r.same_addresses(&advert(&["192.0.2.100"])));
         assert!(!r.same_addresses(&advert(&["192.0.2.100", "192.0.2.100"])));
         assert!(!r.same_addresses(&advert(&["192.0.2.100", "192.0.2.102"])));
+    }
+
+    fn a(s: &str, prefix: u8) -> (IpAddr, u8) {
+        (s.parse().unwrap(), prefix)
+    }
+
+    #[test]
+    fn in_place_changes_keep_the_family_and_are_never_empty() {
+        let v4 = Family::V4;
+        assert_eq!(check_addresses(v4, &[a("192.0.2.5", 32)]), Ok(()));
+        assert_eq!(check_addresses(v4, &[]), Err(AddressChangeError::Empty));
+        assert_eq!(
+            check_addresses(v4, &[a("192.0.2.5", 32), a("2001:db8::5", 128)]),
+            Err(AddressChangeError::Family {
+                running: Family::V4,
+                new: Family::V6
+            })
+        );
+        assert_eq!(
+            check_addresses(Family::V6, &[a("192.0.2.5", 32)]),
+            Err(AddressChangeError::Family {
+                running: Family::V6,
+                new: Family::V4
+            })
+        );
+        assert_eq!(
+            AddressChangeError::Family {
+                running: Family::V4,
+                new: Family::V6
+            }
+            .to_string(),
+            "the instance is IPv4 and the new address list has IPv6 addresses"
+        );
+    }
+
+    #[test]
+    fn address_changes_in_list_order() {
+        let old = [a("192.0.2.1", 32), a("192.0.2.2", 32), a("192.0.2.3", 24)];
+        let new = [
+            a("192.0.2.9", 32),
+            a("192.0.2.3", 32),
+            a("192.0.2.1", 32),
+            a("192.0.2.4", 32),
+        ];
+        let changes = address_changes(&old, &new);
+        assert_eq!(
+            changes.added,
+            vec![a("192.0.2.9", 32), a("192.0.2.3", 32), a("192.0.2.4", 32)]
+        );
+        assert_eq!(
+            changes.removed,
+            vec![a("192.0.2.2", 32), a("192.0.2.3", 24)]
+        );
+        assert_eq!(address_changes(&old, &old), AddressChanges::default());
+    }
+
+    #[test]
+    fn a_new_list_is_what_adverts_carry_and_peers_are_checked_against() {
+        let mut r = runner(config(1, None));
+        let advert = |addrs: &[&str]| Advert {
+            vrid: 51,
+            priority: 100,
+            max_advert_interval: 100,
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+        };
+        r.mismatched.insert("192.0.2.2".parse().unwrap());
+        let changes = r.set_virtuals(vec![a("192.0.2.100", 24), a("192.0.2.101", 24)]);
+        assert_eq!(
+            changes,
+            AddressChanges {
+                added: vec![a("192.0.2.101", 24)],
+                removed: vec![]
+            }
+        );
+        assert_eq!(
+            r.addresses,
+            vec![
+                "192.0.2.100".parse::<IpAddr>().unwrap(),
+                "192.0.2.101".parse().unwrap()
+            ]
+        );
+        assert!(r.mismatched.is_empty());
+        assert!(r.same_addresses(&advert(&["192.0.2.100", "192.0.2.101"])));
+        assert!(!r.same_addresses(&advert(&["192.0.2.100"])));
+        let changes = r.set_virtuals(vec![a("192.0.2.101", 24)]);
+        assert_eq!(
+            changes,
+            AddressChanges {
+                added: vec![],
+                removed: vec![a("192.0.2.100", 24)]
+            }
+        );
+        assert!(r.same_addresses(&advert(&["192.0.2.101"])));
+    }
+
+    #[tokio::test]
+    async fn the_handle_refuses_lists_that_need_a_new_instance() {
+        let (_priority_tx, priority) = watch::channel(100);
+        let stop = CancellationToken::new();
+        let mut c = config(1, None);
+        // No such interface: the task stays in Fault, touching nothing.
+        c.interface = InterfaceMatch::Name("ghv-none0".to_owned());
+        let handle = spawn(Arc::new(c), priority, stop.clone());
+        assert_eq!(handle.set_addresses(vec![]), Err(AddressChangeError::Empty));
+        assert!(matches!(
+            handle.set_addresses(vec![a("2001:db8::1", 64)]),
+            Err(AddressChangeError::Family { .. })
+        ));
+        assert_eq!(*handle.addresses.borrow(), vec![a("192.0.2.100", 24)]);
+        let new = vec![
+            a("192.0.2.100", 24),
+            a("192.0.2.101", 24),
+            a("192.0.2.100", 24),
+        ];
+        assert_eq!(handle.set_addresses(new), Ok(()));
+        assert_eq!(
+            *handle.addresses.borrow(),
+            vec![a("192.0.2.100", 24), a("192.0.2.101", 24)]
+        );
+        stop.cancel();
+        handle.join().await.unwrap();
+
+        let (_priority_tx, priority) = watch::channel(100);
+        let mut c = config(1, None);
+        c.interface = InterfaceMatch::Name("ghv-none0".to_owned());
+        c.addresses = vec![];
+        let stop = CancellationToken::new();
+        let handle = spawn(Arc::new(c), priority, stop.clone());
+        // It runs as IPv4, with nothing to advertise yet.
+        assert!(matches!(
+            handle.set_addresses(vec![a("2001:db8::1", 64)]),
+            Err(AddressChangeError::Family { .. })
+        ));
+        assert_eq!(handle.set_addresses(vec![a("192.0.2.100", 24)]), Ok(()));
+        stop.cancel();
+        handle.join().await.unwrap();
     }
 }

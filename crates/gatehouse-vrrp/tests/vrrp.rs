@@ -27,12 +27,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gatehouse_config::{Announce, InterfaceMatch, VrrpChecksum, VrrpInstance};
-use gatehouse_vrrp::instance::{self, InstanceState, Status};
+use gatehouse_vrrp::instance::{self, AddressChangeError, InstanceState, Status};
 use gatehouse_vrrp::net::{Family, VrrpSocket};
 use gatehouse_vrrp::packet::{self, PacketError};
 use gatehouse_vrrp::state::{master_down_interval, skew_time};
 use support::{Netns, join, sleep};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// The host side of every veth pair.
@@ -177,11 +177,18 @@ fn config(name: &str, vip: (IpAddr, u8), priority: u8) -> VrrpInstance {
     }
 }
 
+/// A new address list for a node's instance, and where to say how it went.
+type AddressChange = (
+    Vec<(IpAddr, u8)>,
+    mpsc::Sender<Result<(), AddressChangeError>>,
+);
+
 /// One instance running in a host's namespace, with the host's TCP server.
 struct Node {
     name: &'static str,
     status: watch::Receiver<Status>,
     priority: watch::Sender<u8>,
+    addresses: tokio_mpsc::UnboundedSender<AddressChange>,
     stop: CancellationToken,
     crash: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -193,18 +200,29 @@ impl Node {
         let stop = CancellationToken::new();
         let (crash_tx, crash_rx) = oneshot::channel::<()>();
         let (status_tx, status_rx) = mpsc::channel();
+        let (addresses_tx, mut addresses_rx) = tokio_mpsc::unbounded_channel::<AddressChange>();
         let name = host.name;
         let token = stop.clone();
         let thread = host.ns.spawn(move || async move {
             let server = tokio::spawn(serve(name));
-            let handle = instance::spawn(Arc::new(config), priority_rx, token);
+            let handle = instance::spawn(Arc::new(config), priority_rx, token.clone());
             status_tx.send(handle.status()).unwrap();
-            let abort = handle.abort_handle();
-            tokio::select! {
-                // A crash: no hand-over, the runtime (sockets, server) goes with the thread.
-                _ = crash_rx => abort.abort(),
-                joined = handle.join() => joined.unwrap(),
+            let mut crash_rx = crash_rx;
+            loop {
+                tokio::select! {
+                    // A crash: no hand-over, the runtime (sockets, server) goes with the thread.
+                    _ = &mut crash_rx => {
+                        handle.abort();
+                        server.abort();
+                        return;
+                    }
+                    Some((list, done)) = addresses_rx.recv() => {
+                        let _ = done.send(handle.set_addresses(list));
+                    }
+                    () = token.cancelled() => break,
+                }
             }
+            handle.join().await.unwrap();
             server.abort();
         });
         let status = status_rx.recv_timeout(PATIENCE).unwrap();
@@ -212,6 +230,7 @@ impl Node {
             name,
             status,
             priority: priority_tx,
+            addresses: addresses_tx,
             stop,
             crash: Some(crash_tx),
             thread: Some(thread),
@@ -263,6 +282,13 @@ impl Node {
         let at = Instant::now();
         self.priority.send_replace(p);
         at
+    }
+
+    /// `InstanceHandle::set_addresses` on the running instance.
+    fn set_addresses(&self, list: &[(IpAddr, u8)]) -> Result<(), AddressChangeError> {
+        let (done_tx, done_rx) = mpsc::channel();
+        self.addresses.send((list.to_vec(), done_tx)).unwrap();
+        done_rx.recv_timeout(PATIENCE).unwrap()
     }
 }
 
@@ -776,6 +802,258 @@ fn missing_interface_is_fault_until_it_appears() {
     na.stop();
     let out = a.ns.ip(&["-o", "addr", "show", "dev", "lan0"]);
     assert!(!out.contains("198.51.100.100"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Address lists changed in place
+
+/// The addresses of the next advert `from` sends, captured in `host`'s namespace.
+fn next_advert_addresses(host: &Host, family: Family, from: IpAddr) -> Vec<IpAddr> {
+    host.ns.run(move || async move {
+        let socket = VrrpSocket::open(family, IF, &[]).unwrap();
+        let mut buf = [0u8; 1500];
+        loop {
+            let r = tokio::time::timeout(PATIENCE, socket.recv(&mut buf))
+                .await
+                .expect("an advert")
+                .unwrap();
+            if r.source != from || buf.get(1) != Some(&VRID) {
+                continue;
+            }
+            let destination = r.destination.unwrap_or(packet::multicast_group(family));
+            let advert = packet::decode(
+                &buf[..r.len],
+                family,
+                VrrpChecksum::Rfc5798,
+                r.source,
+                destination,
+            )
+            .unwrap();
+            return advert.addresses;
+        }
+    })
+}
+
+/// Waits until `check` holds, `what` saying what for.
+fn wait_for(what: &str, check: impl Fn() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < PATIENCE, "waited for {what}");
+        sleep(Duration::from_millis(2));
+    }
+    start.elapsed()
+}
+
+/// a (150) master and b (100) backup of `vips[0]`; the list grows by `vips[1]` (master first,
+/// backup a little later), shrinks back (backup first), then becomes `vips[0]` and `vips[2]`
+/// before a stops. The whole time: no state change on either node, the client reaches
+/// `vips[0]` without a gap, the new address appears on a (announced: the client's neighbour
+/// entry follows; reachable) and the removed one goes, adverts carry the current list, b counts
+/// no more mismatches once both have the same list, and lists that disagree for seconds make
+/// no election. When a stops, b takes the list it was last given.
+fn addresses_change_in_place(vips: [(IpAddr, u8); 3], other_family: (IpAddr, u8), label: &str) {
+    const WRONG_MAC: &str = "02:00:00:00:00:99";
+    let lan = Lan::new(&[("a", 1), ("b", 2), ("client", 9)]);
+    let (a, b, client) = (lan.host("a"), lan.host("b"), lan.host("client"));
+    let [vip1, vip2, vip3] = vips;
+    let family = Family::of(&vip1.0);
+    let a_source = match family {
+        Family::V4 => a.v4(),
+        Family::V6 => IpAddr::V6(a.ns.link_local(IF)),
+    };
+    let na = Node::start(a, config("a", vip1, 150));
+    let nb = Node::start(b, config("b", vip1, 100));
+    let sa = na.wait_state(InstanceState::Master);
+    let sb = nb.wait("backup following a", |s| {
+        s.state == InstanceState::Backup && s.master == Some(a_source)
+    });
+    let unchanged = |what: &str| {
+        let (now_a, now_b) = (na.now(), nb.now());
+        assert_eq!(
+            (now_a.state, now_a.since),
+            (InstanceState::Master, sa.since),
+            "{label} {what}: a changed state: {now_a:?}"
+        );
+        assert_eq!(
+            (now_b.state, now_b.since, now_b.master),
+            (InstanceState::Backup, sb.since, Some(a_source)),
+            "{label} {what}: b changed state: {now_b:?}"
+        );
+    };
+    let no_lasting_mismatch = |what: &str| {
+        // Whatever b counted while the lists differed, it counts no more and follows a.
+        let before = nb.now().counters;
+        sleep(5 * INTERVAL);
+        let after = nb.now().counters;
+        println!("{label} {what}: b's counters {after:?}");
+        assert_eq!(
+            after.address_mismatch, before.address_mismatch,
+            "{label} {what}: b still sees a mismatch"
+        );
+        assert!(
+            after.received >= before.received + 3,
+            "{before:?} {after:?}"
+        );
+    };
+
+    // The client has a stale entry for the address to come, pointing elsewhere: only an
+    // announcement from a fixes it before any traffic.
+    let neigh_family = if family == Family::V4 { "-4" } else { "-6" };
+    client.ns.ip(&[
+        neigh_family,
+        "neigh",
+        "replace",
+        &vip2.0.to_string(),
+        "lladdr",
+        WRONG_MAC,
+        "dev",
+        IF,
+        "nud",
+        "stale",
+    ]);
+    let a_mac = a.ns.mac(IF);
+    let prober = Prober::start(client, SocketAddr::new(vip1.0, PORT));
+    sleep(Duration::from_millis(300));
+    let t_start = Instant::now();
+
+    // Grow: the master first, the backup 50 ms later (nodes reload at their own pace).
+    na.set_addresses(&[vip1, vip2]).unwrap();
+    let took = wait_for("a to hold the new address", || a.holds(vip2.0));
+    println!("{label} grow: a holds {} after {}", vip2.0, ms(took));
+    sleep(Duration::from_millis(50));
+    nb.set_addresses(&[vip1, vip2]).unwrap();
+    let took = wait_for(
+        "the client's neighbour entry to follow the announcement",
+        || client.ns.neighbour(IF, vip2.0).contains(&a_mac),
+    );
+    println!(
+        "{label} grow: the client's entry for {} shows a's MAC after {}: {}",
+        vip2.0,
+        ms(took),
+        client.ns.neighbour(IF, vip2.0).trim()
+    );
+    let target = SocketAddr::new(vip2.0, PORT);
+    let answer = client.ns.run(move || async move {
+        tokio::time::timeout(PATIENCE, ask(target))
+            .await
+            .ok()
+            .flatten()
+    });
+    assert_eq!(answer.as_deref(), Some("a"), "{label}: {target} answered");
+    assert_eq!(
+        next_advert_addresses(client, family, a_source),
+        vec![vip1.0, vip2.0]
+    );
+    assert!(!b.holds(vip2.0), "{}", b.addresses());
+    no_lasting_mismatch("grow");
+    unchanged("grow");
+
+    // Shrink: the backup first this time.
+    nb.set_addresses(&[vip1]).unwrap();
+    sleep(Duration::from_millis(50));
+    na.set_addresses(&[vip1]).unwrap();
+    let took = wait_for("a to let the removed address go", || !a.holds(vip2.0));
+    println!("{label} shrink: {} gone from a after {}", vip2.0, ms(took));
+    assert!(a.holds(vip1.0), "{}", a.addresses());
+    assert_eq!(
+        next_advert_addresses(client, family, a_source),
+        vec![vip1.0]
+    );
+    no_lasting_mismatch("shrink");
+    unchanged("shrink");
+
+    // The lists disagree for much longer than the master-down interval (a node that has not
+    // seen the pool change yet): the backup logs the mismatch but keeps following the master.
+    na.set_addresses(&[vip1, vip2]).unwrap();
+    sleep(Duration::from_secs(2));
+    assert!(
+        nb.now().counters.address_mismatch > 0,
+        "{label}: b saw no mismatch"
+    );
+    unchanged("lists disagreeing for 2 s");
+    assert!(
+        !b.holds(vip1.0),
+        "{label}: b took the address: {}",
+        b.addresses()
+    );
+    na.set_addresses(&[vip1]).unwrap();
+    wait_for("a to let the address go again", || !a.holds(vip2.0));
+    no_lasting_mismatch("agreeing again");
+
+    // What needs a new instance is refused, and changes nothing.
+    assert_eq!(na.set_addresses(&[]), Err(AddressChangeError::Empty));
+    assert!(matches!(
+        na.set_addresses(&[other_family]),
+        Err(AddressChangeError::Family { .. })
+    ));
+    assert!(!a.holds(other_family.0));
+
+    // One more in, on both; then a stops: b takes over with the list it was given.
+    na.set_addresses(&[vip1, vip3]).unwrap();
+    nb.set_addresses(&[vip1, vip3]).unwrap();
+    wait_for("a to hold the third address", || a.holds(vip3.0));
+    no_lasting_mismatch("third");
+    unchanged("third");
+    let t_stop = na.stop();
+    let sb = nb.wait_state(InstanceState::Master);
+    println!(
+        "{label}: a stopped, b master after {} ({})",
+        ms(sb.since - t_stop),
+        sb.reason
+    );
+    wait_for("b to hold the addresses", || {
+        b.holds(vip1.0) && b.holds(vip3.0)
+    });
+    assert!(!b.holds(vip2.0), "{}", b.addresses());
+    assert!(!a.holds(vip1.0) && !a.holds(vip3.0), "{}", a.addresses());
+    sleep(Duration::from_millis(300));
+
+    let probes = prober.finish();
+    print_outage(
+        &format!("{label} in-place changes"),
+        &probes,
+        t_start,
+        t_stop,
+    );
+    let during: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| p.at >= t_start && p.at < t_stop)
+        .collect();
+    assert!(during.len() > 50, "{} probes", during.len());
+    assert!(
+        during.iter().all(|p| p.answer.as_deref() == Some("a")),
+        "{label}: the client lost {} while the list changed",
+        vip1.0
+    );
+    nb.stop();
+}
+
+#[test]
+fn ipv4_addresses_change_in_place() {
+    let _serial = serial();
+    addresses_change_in_place(
+        [
+            (ip("192.0.2.100"), 24),
+            (ip("192.0.2.101"), 24),
+            (ip("192.0.2.102"), 32),
+        ],
+        (ip("2001:db8::100"), 64),
+        "IPv4",
+    );
+}
+
+#[test]
+fn ipv6_addresses_change_in_place() {
+    let _serial = serial();
+    addresses_change_in_place(
+        [
+            (ip("2001:db8::100"), 64),
+            (ip("2001:db8::101"), 64),
+            (ip("2001:db8::102"), 128),
+        ],
+        (ip("192.0.2.100"), 24),
+        "IPv6",
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -546,7 +546,11 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
             } else {
                 objects.join(", ")
             },
-            if k.writes_status { "writes" } else { "does not write" },
+            if k.writes_status {
+                "writes"
+            } else {
+                "does not write"
+            },
         );
         if let Some(e) = &k.last_error {
             let _ = writeln!(out, "  last error: {e}");
@@ -555,14 +559,20 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
             .services
             .iter()
             .map(|(name, ips)| vec![name.clone(), ips.join(", ")])
-            .chain(
-                k.rejected
-                    .iter()
-                    .map(|r| vec![r.object.clone(), format!("LEFT OUT: {}", r.errors.join("; "))]),
-            )
+            .chain(k.rejected.iter().map(|r| {
+                vec![
+                    r.object.clone(),
+                    format!("LEFT OUT: {}", r.errors.join("; ")),
+                ]
+            }))
             .collect();
         if !rows.is_empty() {
-            table(&mut out, "KUBERNETES OBJECTS", &["OBJECT", "ADDRESSES / WHY"], &rows);
+            table(
+                &mut out,
+                "KUBERNETES OBJECTS",
+                &["OBJECT", "ADDRESSES / WHY"],
+                &rows,
+            );
         }
     }
     if !doc.recent.is_empty() {

@@ -301,7 +301,8 @@ fn httproutes_from_the_cluster_route_like_the_file_ones() {
             "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": {"name": "internal", "namespace": "infra", "generation": 1},
             "spec": {"gatewayClassName": "gatehouse", "listeners": [
-                {"name": "web", "port": port, "protocol": "HTTP", "hostname": "*.lab.test"}
+                {"name": "web", "port": port, "protocol": "HTTP", "hostname": "*.lab.test",
+                 "allowedRoutes": {"namespaces": {"from": "All"}}}
             ]},
         }),
     );
@@ -424,9 +425,5 @@ admin:
     #[allow(clippy::disallowed_methods)]
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(c.ingress("apps", "echo"), None);
-    assert!(
-        c.api.writes().is_empty(),
-        "writes: {:?}",
-        c.api.writes()
-    );
+    assert!(c.api.writes().is_empty(), "writes: {:?}", c.api.writes());
 }
