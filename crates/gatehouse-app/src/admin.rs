@@ -51,8 +51,8 @@ use crate::telemetry::{ObserveFilter, Telemetry, escape, family, sample};
 use crate::vips::VipStatuses;
 
 pub use status::{
-    BackendDoc, ConfigDoc, DnsCountDoc, DnsDoc, EndpointDoc, ListenerDoc, RecentDoc, ReloadDoc,
-    RouteDoc, StatusDoc, VipDoc, ZoneDoc,
+    BackendDoc, ConfigDoc, DnsCountDoc, DnsDoc, EndpointDoc, KubernetesDoc, ListenerDoc, RecentDoc,
+    RejectedDoc, ReloadDoc, RouteDoc, StatusDoc, VipDoc, ZoneDoc,
 };
 
 /// Most admin connections at once; more are closed on accept.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use gatehouse_config::{Config, TrackTarget, VrrpInstance};
 use gatehouse_proxy::Pool;
-use gatehouse_vrrp::instance::{InstanceHandle, Status, address_changes, spawn};
+use gatehouse_vrrp::instance::{InstanceHandle, Status, address_changes, list, spawn};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -162,18 +162,6 @@ fn only_addresses_differ(old: &VrrpInstance, new: &VrrpInstance) -> bool {
         ..old.clone()
     };
     same_but_addresses == *new && old.addresses != new.addresses
-}
-
-/// `192.0.2.1/32, 192.0.2.2/32`, or `none`.
-fn list(addresses: &[(std::net::IpAddr, u8)]) -> String {
-    if addresses.is_empty() {
-        return "none".to_owned();
-    }
-    addresses
-        .iter()
-        .map(|(a, p)| format!("{a}/{p}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads the running instances' status without going through the supervisor.

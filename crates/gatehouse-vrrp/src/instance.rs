@@ -1050,8 +1050,8 @@ impl Runner {
     }
 }
 
-/// `192.0.2.1/24, 192.0.2.2/24`, or `none`.
-fn list(addresses: &[(IpAddr, u8)]) -> String {
+/// `192.0.2.1/24, 192.0.2.2/24`, or `none`: an address list for logs.
+pub fn list(addresses: &[(IpAddr, u8)]) -> String {
     if addresses.is_empty() {
         return "none".to_owned();
     }

@@ -528,12 +528,6 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
             (false, true) => "API SERVER UNREACHABLE: serving the last known state",
             (false, false) => "API SERVER UNREACHABLE: nothing listed yet",
         };
-        let objects: Vec<String> = k
-            .objects
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(kind, n)| format!("{n} {kind}"))
-            .collect();
         let _ = writeln!(
             out,
             "\nKUBERNETES: {state}{}; {}; this node {} status",
@@ -541,16 +535,8 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
                 .as_deref()
                 .map(|s| format!(" (since {})", when(s)))
                 .unwrap_or_default(),
-            if objects.is_empty() {
-                "no objects".to_owned()
-            } else {
-                objects.join(", ")
-            },
-            if k.writes_status {
-                "writes"
-            } else {
-                "does not write"
-            },
+            k.objects_summary(),
+            k.writes(),
         );
         if let Some(e) = &k.last_error {
             let _ = writeln!(out, "  last error: {e}");

@@ -264,12 +264,6 @@ pub(crate) fn render(doc: &StatusDoc) -> String {
         } else {
             "<strong>API server unreachable</strong>: serving the last known state".to_owned()
         };
-        let objects: Vec<String> = k
-            .objects
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(kind, n)| format!("{n} {}", esc(kind)))
-            .collect();
         let _ = writeln!(
             out,
             "<p>{state}{}; {}; this node {} status.{}</p>",
@@ -277,16 +271,8 @@ pub(crate) fn render(doc: &StatusDoc) -> String {
                 .as_deref()
                 .map(|s| format!(" since {}", when(s, now)))
                 .unwrap_or_default(),
-            if objects.is_empty() {
-                "no objects".to_owned()
-            } else {
-                objects.join(", ")
-            },
-            if k.writes_status {
-                "writes"
-            } else {
-                "does not write"
-            },
+            esc(&k.objects_summary()),
+            k.writes(),
             k.last_error
                 .as_deref()
                 .map(|e| format!(" Last error: <code>{}</code>", esc(e)))

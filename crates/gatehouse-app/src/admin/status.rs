@@ -67,6 +67,32 @@ pub struct KubernetesDoc {
     pub status_write_failures: u64,
 }
 
+impl KubernetesDoc {
+    /// `3 Service, 1 Gateway` (kinds with objects), or `no objects`.
+    pub fn objects_summary(&self) -> String {
+        let objects: Vec<String> = self
+            .objects
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        if objects.is_empty() {
+            "no objects".to_owned()
+        } else {
+            objects.join(", ")
+        }
+    }
+
+    /// `writes` or `does not write` (status).
+    pub fn writes(&self) -> &'static str {
+        if self.writes_status {
+            "writes"
+        } else {
+            "does not write"
+        }
+    }
+}
+
 /// An object left out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

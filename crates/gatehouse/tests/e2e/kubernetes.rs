@@ -131,6 +131,20 @@ fn slice(ns: &str, service: &str, endpoints: &[SocketAddr]) -> Value {
     })
 }
 
+/// LoadBalancer Service `apps/echo` on a free port with `first` as its endpoint; returns the
+/// address it gets (the first of pool `127.0.NET.0/24`) once `first` answers there.
+fn echo_service(c: &Cluster, first: &Backend, net: u8) -> SocketAddr {
+    let port = free_port();
+    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[first.addr()]),
+    );
+    let vip: SocketAddr = format!("127.0.{net}.1:{port}").parse().unwrap();
+    ask_until(c, vip, first.name());
+    vip
+}
+
 fn ask_until(c: &Cluster, addr: SocketAddr, want: &str) {
     c.wait_until(&format!("{addr} answered by {want}"), || {
         ask(addr).is_ok_and(|name| name == want)
@@ -196,14 +210,7 @@ fn watch_restarts_gone_and_bookmarks_are_followed() {
     let c = Cluster::start(&config(32));
     let one = Backend::start("one");
     let two = Backend::start("two");
-    let port = free_port();
-    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
-    c.apply(
-        &Resource::ENDPOINT_SLICE,
-        slice("apps", "echo", &[one.addr()]),
-    );
-    let vip: SocketAddr = format!("127.0.32.1:{port}").parse().unwrap();
-    ask_until(&c, vip, "one");
+    let vip = echo_service(&c, &one, 32);
 
     // Bookmarks move the client's resourceVersion on; nothing changes.
     c.api.bookmark();
@@ -239,14 +246,7 @@ fn when_the_api_server_is_down_traffic_keeps_flowing_and_status_says_so() {
     let c = Cluster::start(&config(33));
     let one = Backend::start("one");
     let two = Backend::start("two");
-    let port = free_port();
-    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
-    c.apply(
-        &Resource::ENDPOINT_SLICE,
-        slice("apps", "echo", &[one.addr()]),
-    );
-    let vip: SocketAddr = format!("127.0.33.1:{port}").parse().unwrap();
-    ask_until(&c, vip, "one");
+    let vip = echo_service(&c, &one, 33);
 
     c.rt.block_on(c.api.set_down(true)).unwrap();
     c.wait_until("status to say disconnected", || {
@@ -409,14 +409,7 @@ admin:
 ",
     );
     let one = Backend::start("one");
-    let port = free_port();
-    c.apply(&Resource::SERVICE, lb_service("apps", "echo", port));
-    c.apply(
-        &Resource::ENDPOINT_SLICE,
-        slice("apps", "echo", &[one.addr()]),
-    );
-    let vip: SocketAddr = format!("127.0.35.1:{port}").parse().unwrap();
-    ask_until(&c, vip, "one");
+    echo_service(&c, &one, 35);
     c.wait_until("the provider to report", || {
         c.status()["services"]["apps/echo"][0] == "127.0.35.1"
     });
