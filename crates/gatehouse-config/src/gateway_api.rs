@@ -426,7 +426,12 @@ impl Reader<'_> {
             }
         }
         for (_, list) in &api.addresses.0 {
-            for a in list {
+            // `pool:NAME` (or `pool:NAME/ADDRESS`) is resolved by the compiler, as in a
+            // gateway's `addresses`.
+            for a in list
+                .iter()
+                .filter(|a| !a.value.0.trim().starts_with("pool:"))
+            {
                 if let Err(msg) = parse_listen_address(&a.value.0) {
                     self.error(at(0, a), msg)
                         .hint("write an IP address this node listens on, e.g. `127.0.0.1`");

@@ -380,3 +380,19 @@ fn the_gateway_api_example_compiles_to_the_seed_003_config() {
         assert!(l.bind.ip().is_loopback(), "{} binds {}", l.name, l.bind);
     }
 }
+
+#[test]
+fn a_gateway_can_take_its_address_from_a_pool() {
+    let config = CONFIG.replace(
+        "  addresses: {infra/gw: [127.0.0.1]}\n",
+        "  addresses: {infra/gw: [\"pool:lan\"]}\n",
+    ) + "pools:\n  - name: lan\n    addresses: [127.0.20.1-127.0.20.9]\n";
+    let loaded =
+        load_file(&setup(&config, &[("gw.yaml", GATEWAY)])).unwrap_or_else(|d| panic!("{d}"));
+    let l = &loaded.config.listeners[0];
+    assert_eq!(l.bind, "127.0.20.1:8080".parse().unwrap());
+    assert_eq!(
+        loaded.config.pools["lan"].allocated,
+        vec![("127.0.20.1".parse().unwrap(), "gw".to_owned())]
+    );
+}
