@@ -39,6 +39,18 @@ impl Compiler {
             }
             path
         });
+        let cache_file = k.cache_file.as_ref().map(|f| {
+            let path = self.path(&f.value);
+            let dir_ok = path.parent().is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
+            if !dir_ok || path.is_dir() {
+                self.error(
+                    pos(f),
+                    format!("`cacheFile` `{}`: its directory does not exist", path.display()),
+                )
+                .hint("name a file in a directory Gatehouse may write to, e.g. /var/lib/gatehouse/kubernetes.json");
+            }
+            path
+        });
         let mut namespaces = Vec::new();
         for n in &k.namespaces {
             if !is_dns_label(&n.value) {
@@ -132,6 +144,7 @@ impl Compiler {
             endpoints,
             dns_zone,
             status_instance,
+            cache_file,
         })
     }
 }

@@ -64,6 +64,8 @@ pub struct RawKubernetes {
     pub endpoints: Option<S<String>>,
     #[serde(default)]
     pub dns_zone: Option<S<String>>,
+    #[serde(default)]
+    pub cache_file: Option<S<String>>,
 }
 
 /// `admin`: the HTTP endpoint for health, readiness, metrics and status.

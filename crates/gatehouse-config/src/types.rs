@@ -59,6 +59,8 @@ pub struct KubernetesConfig {
     /// The VRRP instance that holds the pool: only its master writes status. `None`: this
     /// node always writes.
     pub status_instance: Option<String>,
+    /// Where the objects last seen are kept, to serve them at a start without the API server.
+    pub cache_file: Option<PathBuf>,
 }
 
 impl KubernetesConfig {

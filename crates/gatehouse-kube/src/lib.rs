@@ -15,6 +15,7 @@
 //! the watchers retry with backoff and the last rendered overlay stays applied; `report`
 //! says so, and a probe of `/version` every few seconds tells when it is back.
 
+mod cache;
 mod render;
 mod snapshot;
 mod status;
@@ -70,6 +71,9 @@ pub struct Report {
     pub writes_status: bool,
     /// Status writes done, and failed.
     pub status_writes: (u64, u64),
+    /// While the objects served come from `cacheFile` (the API server has not answered a
+    /// full list since the start): when the file was read.
+    pub from_cache: Option<SystemTime>,
 }
 
 /// A running provider. Dropping it stops every task.
@@ -232,6 +236,34 @@ async fn run(
     report: Arc<Mutex<Report>>,
     stop: CancellationToken,
 ) {
+    let shared = Arc::new(watch::Shared::new());
+    let mut last: Option<Arc<Rendered>> = None;
+    if let Some(path) = &settings.cache_file {
+        match cache::read(path) {
+            Ok(Some(snapshot)) => {
+                let fresh = Arc::new(render(&snapshot, &settings, &pools.borrow_and_update()));
+                tracing::info!(
+                    file = %path.display(),
+                    services = fresh.services.len(),
+                    gateways = fresh.gateways.len(),
+                    routes = fresh.routes.len(),
+                    "kubernetes: serving the objects of the cache file until the API server has been listed"
+                );
+                *shared
+                    .snapshot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = snapshot;
+                report
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .from_cache = Some(SystemTime::now());
+                last = Some(Arc::clone(&fresh));
+                let _ = rendered.send(Some(fresh));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("kubernetes: the cache file is not usable, ignored: {e}"),
+        }
+    }
     let client = loop {
         match client(&settings).await {
             Ok(c) => break c,
@@ -248,7 +280,6 @@ async fn run(
             }
         }
     };
-    let shared = Arc::new(watch::Shared::new());
     let tasks = tokio_util::task::TaskTracker::new();
     spawn_watchers(&tasks, &client, &settings, &shared, &stop);
     tasks.spawn(
@@ -266,12 +297,20 @@ async fn run(
         namespaces = %if settings.namespaces.is_empty() { "all".to_owned() } else { settings.namespaces.join(",") },
         "kubernetes: watching"
     );
-    let mut last: Option<Arc<Rendered>> = None;
+    // The cache file is written from whole views only, at most every `WRITE_EVERY`.
+    let mut cache_due: Option<tokio::time::Instant> = None;
+    let mut cache_written = tokio::time::Instant::now() - cache::WRITE_EVERY;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             () = shared.changed.notified() => {}
             r = pools.changed() => if r.is_err() { break },
+            () = sleep_until_some(cache_due) => {
+                cache_due = None;
+                cache_written = tokio::time::Instant::now();
+                write_cache(&settings, &shared).await;
+                continue;
+            }
         }
         tokio::time::sleep(SETTLE).await;
         {
@@ -291,6 +330,10 @@ async fn run(
             if !r.synced {
                 continue;
             }
+            r.from_cache = None;
+        }
+        if settings.cache_file.is_some() && cache_due.is_none() {
+            cache_due = Some((cache_written + cache::WRITE_EVERY).max(tokio::time::Instant::now()));
         }
         let snapshot = shared
             .snapshot
@@ -324,6 +367,31 @@ fn reference_grants() -> ApiResource {
     r.version = "v1beta1".to_owned();
     r.api_version = format!("{}/v1beta1", r.group);
     r
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the snapshot to `cacheFile`, off the runtime's threads.
+async fn write_cache(settings: &KubernetesConfig, shared: &watch::Shared) {
+    let Some(path) = settings.cache_file.clone() else {
+        return;
+    };
+    let snapshot = shared
+        .snapshot
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let result = tokio::task::spawn_blocking(move || cache::write(&path, &snapshot)).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("kubernetes: cannot write the cache file: {e}"),
+        Err(e) => tracing::warn!("kubernetes: cannot write the cache file: {e}"),
+    }
 }
 
 /// The Gateway API kinds, as dynamic resources (types from the gateway-api crate).

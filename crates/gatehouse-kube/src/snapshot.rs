@@ -11,7 +11,9 @@ use kube::api::DynamicObject;
 pub type Key = (String, String);
 
 /// The Gateway API kinds Gatehouse reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum RouteKind {
     /// `HTTPRoute`.
     Http,

@@ -106,7 +106,9 @@ pub(crate) async fn write(
         let Some(current) = applied.borrow_and_update().clone() else {
             continue;
         };
-        if !is_leader {
+        // Never from a view that is not whole (objects from the cache file, or a relist in
+        // progress): what is written must be what the cluster says now.
+        if !is_leader || !shared.all_synced() {
             continue;
         }
         let patches = {

@@ -538,6 +538,13 @@ pub fn render_status(doc: &StatusDoc, url: &AdminUrl) -> String {
             k.objects_summary(),
             k.writes(),
         );
+        if let Some(t) = &k.from_cache {
+            let _ = writeln!(
+                out,
+                "  serving the objects of the cache file (read {}) until the API server is listed",
+                when(t)
+            );
+        }
         if let Some(e) = &k.last_error {
             let _ = writeln!(out, "  last error: {e}");
         }

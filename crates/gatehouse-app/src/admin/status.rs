@@ -65,6 +65,9 @@ pub struct KubernetesDoc {
     pub status_writes: u64,
     /// Status writes that failed.
     pub status_write_failures: u64,
+    /// While what is served comes from `cacheFile` (no full list from the API server since
+    /// the start): when the file was read.
+    pub from_cache: Option<String>,
 }
 
 impl KubernetesDoc {
@@ -497,6 +500,7 @@ pub(crate) fn build(shared: &AdminShared) -> StatusDoc {
                     .collect(),
                 status_writes: r.status_writes.0,
                 status_write_failures: r.status_writes.1,
+                from_cache: r.from_cache.map(rfc3339),
             }
         }),
         recent: shared

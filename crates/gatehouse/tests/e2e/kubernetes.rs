@@ -20,7 +20,7 @@ use crate::{BIN, WAIT};
 /// started on `config` (with `KUBECONFIG_PATH` replaced by the kubeconfig's path).
 struct Cluster {
     api: FakeApiServer,
-    _dir: TempDir,
+    dir: TempDir,
     gw: Gatehouse,
     rt: tokio::runtime::Runtime,
 }
@@ -38,12 +38,12 @@ impl Cluster {
         api.write_kubeconfig(&kubeconfig).unwrap();
         let config = config.replace("KUBECONFIG_PATH", &kubeconfig.display().to_string());
         let gw = Gatehouse::start(BIN, &config);
-        Cluster {
-            api,
-            _dir: dir,
-            gw,
-            rt,
-        }
+        Cluster { api, dir, gw, rt }
+    }
+
+    /// The kubeconfig's path.
+    fn kubeconfig(&self) -> String {
+        self.dir.path().join("kubeconfig").display().to_string()
     }
 
     fn apply(&self, resource: &Resource, object: Value) {
@@ -419,4 +419,44 @@ admin:
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(c.ingress("apps", "echo"), None);
     assert!(c.api.writes().is_empty(), "writes: {:?}", c.api.writes());
+}
+
+#[test]
+fn with_a_cache_file_a_restart_serves_the_last_state_while_the_api_server_is_down() {
+    let cache_dir = TempDir::new();
+    let cache = cache_dir.path().join("kubernetes.json");
+    let config = config(36).replace(
+        "  pool: lan\n",
+        &format!("  pool: lan\n  cacheFile: {}\n", cache.display()),
+    );
+    let mut c = Cluster::start(&config);
+    let one = Backend::start("one");
+    let vip = echo_service(&c, &one, 36);
+    c.wait_until("the cache file", || cache.exists());
+
+    // Everything restarts; the API server does not come back.
+    c.gw.signal("TERM");
+    c.gw.wait_exit(WAIT).expect("gatehouse stopped");
+    c.rt.block_on(c.api.set_down(true)).unwrap();
+    c.gw = Gatehouse::start(BIN, &config.replace("KUBECONFIG_PATH", &c.kubeconfig()));
+    ask_until(&c, vip, "one");
+    let k = c.status();
+    assert_eq!(k["connected"], false, "{k}");
+    assert!(k["from_cache"].is_string(), "{k}");
+    assert!(
+        c.gw.logs()
+            .contains("serving the objects of the cache file")
+    );
+
+    // The API server is back, with a change made meanwhile: the cluster wins.
+    let two = Backend::start("two");
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("apps", "echo", &[two.addr()]),
+    );
+    c.rt.block_on(c.api.set_down(false)).unwrap();
+    ask_until(&c, vip, "two");
+    c.wait_until("status to leave the cache", || {
+        c.status()["from_cache"].is_null()
+    });
 }
