@@ -40,10 +40,10 @@ use crate::zones::Resolution;
 pub(crate) const OUR_PAYLOAD: u16 = 1232;
 
 /// Without EDNS, a UDP message is at most 512 bytes (RFC 1035 section 4.2.1).
-const PLAIN_UDP_MAX: usize = 512;
+pub(crate) const PLAIN_UDP_MAX: usize = 512;
 
 /// A TCP message is at most what its two-byte length prefix can say.
-const TCP_MAX: usize = 65_535;
+pub(crate) const TCP_MAX: usize = 65_535;
 
 /// What to do with one packet.
 #[derive(Debug)]

@@ -45,6 +45,7 @@
 //! survives a reload unless the upstreams changed.
 
 mod answer;
+mod fast;
 mod forward;
 pub mod stats;
 mod zones;
@@ -98,15 +99,30 @@ pub(crate) struct State {
     pub config: Arc<DnsConfig>,
     /// Its zones and upstreams, ready for lookups.
     pub zones: Zones,
+    /// The zones again, for the fast path.
+    pub fast: fast::Index,
 }
 
 impl State {
     fn new(config: Arc<DnsConfig>) -> State {
+        let zones = Zones::new(&config);
         State {
-            zones: Zones::new(&config),
+            fast: fast::Index::new(&zones),
+            zones,
             config,
         }
     }
+}
+
+/// What [`Dns::answer_into`] makes of one query.
+#[derive(Debug)]
+enum Handled {
+    /// Send nothing.
+    Drop,
+    /// Send the buffer.
+    Reply,
+    /// Ask an upstream.
+    Forward(Box<Pending>),
 }
 
 /// What [`Dns::answer_local`] makes of one packet.
@@ -154,18 +170,91 @@ impl Dns {
     /// waiting: local names, refusals, errors and cached forwarded answers. `transport` sets
     /// the size limit (UDP: the client's EDNS size, at most 1232, or 512 without EDNS).
     /// Never panics, whatever the bytes.
+    ///
+    /// Like the server, it tries the fast path first (the common query, answered from a local
+    /// zone without hickory's `Message`), then the general one.
     pub fn answer_local(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Local {
-        match self.respond(packet, client.ip(), transport) {
+        let state = self.state.load();
+        let mut out = Vec::new();
+        let health = self.health.as_ref();
+        if fast::answer(&state, health, packet, client.ip(), transport, &mut out) {
+            return Local::Reply(out);
+        }
+        match self.respond(&state, packet, client.ip(), transport) {
             Outcome::Drop => Local::Drop,
             Outcome::Reply(bytes) => Local::Reply(bytes),
             Outcome::Forward(_) => Local::Forward,
         }
     }
 
-    fn respond(&self, packet: &[u8], client: IpAddr, transport: Transport) -> Outcome {
+    /// [`Dns::answer_local`] by the general path alone, for the differential tests and the
+    /// fuzz target.
+    #[doc(hidden)]
+    pub fn answer_general(&self, packet: &[u8], client: SocketAddr, transport: Transport) -> Local {
+        match self.respond(&self.state.load(), packet, client.ip(), transport) {
+            Outcome::Drop => Local::Drop,
+            Outcome::Reply(bytes) => Local::Reply(bytes),
+            Outcome::Forward(_) => Local::Forward,
+        }
+    }
+
+    /// The fast path's answer alone, if it gives one (it must be the general path's, byte for
+    /// byte), for the differential tests and the fuzz target.
+    #[doc(hidden)]
+    pub fn answer_fast(
+        &self,
+        packet: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let health = self.health.as_ref();
+        fast::answer(
+            &self.state.load(),
+            health,
+            packet,
+            client.ip(),
+            transport,
+            &mut out,
+        )
+        .then_some(out)
+    }
+
+    /// One query, as the UDP and TCP loops handle it: the fast path writes its answer into
+    /// `out`, a buffer kept from one query to the next; else the general path's answer
+    /// replaces it.
+    fn answer_into(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Handled {
         let state = self.state.load();
+        let health = self.health.as_ref();
+        if fast::answer(&state, health, packet, client, transport, out) {
+            return Handled::Reply;
+        }
+        match self.respond(&state, packet, client, transport) {
+            Outcome::Drop => Handled::Drop,
+            Outcome::Reply(bytes) => {
+                *out = bytes;
+                Handled::Reply
+            }
+            Outcome::Forward(pending) => Handled::Forward(pending),
+        }
+    }
+
+    /// The general path.
+    fn respond(
+        &self,
+        state: &State,
+        packet: &[u8],
+        client: IpAddr,
+        transport: Transport,
+    ) -> Outcome {
         answer::respond(
-            &state,
+            state,
             &self.cache,
             self.health.as_ref(),
             packet,
@@ -233,6 +322,7 @@ impl Dns {
     ) {
         let local = socket.local_addr().ok();
         let mut buf = vec![0u8; 65_535];
+        let mut out = Vec::with_capacity(usize::from(answer::OUR_PAYLOAD));
         loop {
             let received = tokio::select! {
                 r = socket.recv_from(&mut buf) => r,
@@ -254,15 +344,15 @@ impl Dns {
                 continue;
             };
             let kind = stats::type_index(packet);
-            match self.respond(packet, client.ip(), Transport::Udp) {
-                Outcome::Drop => self.stats.dropped(),
-                Outcome::Reply(bytes) => {
-                    self.stats.answered(kind, &bytes);
-                    if let Err(error) = socket.send_to(&bytes, client).await {
+            match self.answer_into(packet, client.ip(), Transport::Udp, &mut out) {
+                Handled::Drop => self.stats.dropped(),
+                Handled::Reply => {
+                    self.stats.answered(kind, &out);
+                    if let Err(error) = socket.send_to(&out, client).await {
                         debug!(%client, %error, "DNS UDP send failed");
                     }
                 }
-                Outcome::Forward(pending) => {
+                Handled::Forward(pending) => {
                     let Ok(permit) = Arc::clone(&forwards).try_acquire_owned() else {
                         debug!(%client, "too many DNS queries waiting for upstreams; dropped");
                         self.stats.dropped();
@@ -332,6 +422,8 @@ impl Dns {
     /// [`TCP_IDLE_TIMEOUT`] without a query, or on a message shorter than a header.
     async fn serve_connection(&self, mut stream: TcpStream, client: SocketAddr) {
         let mut buf = Vec::new();
+        let mut out = Vec::new();
+        let mut framed = Vec::new();
         loop {
             let Ok(Ok(len)) = timeout(TCP_IDLE_TIMEOUT, stream.read_u16()).await else {
                 return;
@@ -344,25 +436,25 @@ impl Dns {
                 return;
             }
             let kind = stats::type_index(&buf);
-            let bytes = match self.respond(&buf, client.ip(), Transport::Tcp) {
-                Outcome::Drop if buf.len() < 12 => {
+            match self.answer_into(&buf, client.ip(), Transport::Tcp, &mut out) {
+                Handled::Drop if buf.len() < 12 => {
                     self.stats.dropped();
                     return;
                 }
-                Outcome::Drop => {
+                Handled::Drop => {
                     self.stats.dropped();
                     continue;
                 }
-                Outcome::Reply(bytes) => bytes,
-                Outcome::Forward(pending) => self.forward(pending).await,
-            };
-            self.stats.answered(kind, &bytes);
-            let Ok(len) = u16::try_from(bytes.len()) else {
+                Handled::Reply => {}
+                Handled::Forward(pending) => out = self.forward(pending).await,
+            }
+            self.stats.answered(kind, &out);
+            let Ok(len) = u16::try_from(out.len()) else {
                 continue;
             };
-            let mut framed = Vec::with_capacity(bytes.len() + 2);
+            framed.clear();
             framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&bytes);
+            framed.extend_from_slice(&out);
             if !matches!(
                 timeout(TCP_WRITE_TIMEOUT, stream.write_all(&framed)).await,
                 Ok(Ok(()))

@@ -33,11 +33,11 @@ const ANY_ORDER: [RecordType; 8] = [
 #[derive(Debug)]
 pub(crate) struct Zones {
     /// Most specific first (more labels), config order among equals.
-    zones: Vec<Zone>,
+    pub(crate) zones: Vec<Zone>,
     /// PTR records for the zones' addresses whose reverse names no zone covers.
     orphan_ptr: HashMap<Name, Record>,
     /// `forward_zones`, most specific first.
-    forward_zones: Vec<(Name, Vec<SocketAddr>)>,
+    pub(crate) forward_zones: Vec<(Name, Vec<SocketAddr>)>,
     /// Where every other name goes.
     forwarders: Vec<SocketAddr>,
 }
@@ -64,27 +64,27 @@ pub(crate) struct Answer {
 
 /// One compiled zone.
 #[derive(Debug)]
-struct Zone {
-    apex: Name,
+pub(crate) struct Zone {
+    pub(crate) apex: Name,
     /// The SOA record as answered at the apex.
-    soa: Record,
+    pub(crate) soa: Record,
     /// The SOA record of negative answers: TTL `min(ttl, minimum)` (RFC 2308 section 3).
-    negative_soa: Record,
+    pub(crate) negative_soa: Record,
     /// The NS records at the apex.
-    ns: Vec<Record>,
+    pub(crate) ns: Vec<Record>,
     /// Records by owner name (wildcard owners included, as `*.x`).
-    nodes: HashMap<Name, Vec<Entry>>,
+    pub(crate) nodes: HashMap<Name, Vec<Entry>>,
     /// Every name that exists: owners and their ancestors down to the apex (empty
     /// non-terminals exist too: they get NODATA, never NXDOMAIN, and no wildcard).
-    exists: HashSet<Name>,
+    pub(crate) exists: HashSet<Name>,
 }
 
 /// One record of a zone.
 #[derive(Debug)]
-struct Entry {
-    record: Record,
+pub(crate) struct Entry {
+    pub(crate) record: Record,
     /// The backends of an automatic record (`None` for a static one).
-    backends: Option<Vec<String>>,
+    pub(crate) backends: Option<Vec<String>>,
 }
 
 /// One step of a lookup inside a zone.
@@ -177,13 +177,10 @@ impl Zones {
         qtype: RecordType,
         health: &dyn Fn(&str) -> bool,
     ) -> Resolution {
-        let forward = self.forward_zones.iter().find(|(z, _)| z.zone_of(qname));
-        if let Some(zone) = self.zone_for(qname) {
-            let shadowed = forward.is_some_and(|(f, _)| label_count(f) > label_count(&zone.apex));
-            if !shadowed {
-                return Resolution::Local(self.answer(zone, qname, qtype, health));
-            }
+        if let Some(zone) = self.local_zone(qname).and_then(|i| self.zones.get(i)) {
+            return Resolution::Local(self.answer(zone, qname, qtype, health));
         }
+        let forward = self.forward_zones.iter().find(|(z, _)| z.zone_of(qname));
         if matches!(qtype, RecordType::PTR | RecordType::ANY)
             && let Some(ptr) = self.orphan_ptr.get(qname)
         {
@@ -194,6 +191,19 @@ impl Zones {
             });
         }
         Resolution::Upstream(forward.map_or_else(|| self.forwarders.clone(), |(_, to)| to.clone()))
+    }
+
+    /// The index in `zones` of the local zone that answers for `qname`: the most specific one
+    /// holding it, unless a more specific forward zone holds it too.
+    pub(crate) fn local_zone(&self, qname: &Name) -> Option<usize> {
+        let (index, zone) = self
+            .zones
+            .iter()
+            .enumerate()
+            .find(|(_, z)| z.apex.zone_of(qname))?;
+        let forward = self.forward_zones.iter().find(|(z, _)| z.zone_of(qname));
+        let shadowed = forward.is_some_and(|(f, _)| label_count(f) > label_count(&zone.apex));
+        (!shadowed).then_some(index)
     }
 
     /// The most specific local zone holding `name`.

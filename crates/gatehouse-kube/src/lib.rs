@@ -33,8 +33,8 @@ use tokio::sync::watch as channel;
 use tokio_util::sync::CancellationToken;
 
 pub use render::{
-    ADDRESS_ANNOTATIONS, HOSTNAME_ANNOTATION, POOL_ANNOTATIONS, Rendered, Taken, TakenRoute,
-    document_name, generated_name, render,
+    ADDRESS_ANNOTATIONS, HOSTNAME_ANNOTATION, POOL_ANNOTATIONS, PROXY_PROTOCOL_ANNOTATION,
+    Rendered, Taken, TakenRoute, document_name, generated_name, render,
 };
 pub use snapshot::{Key, RouteKind, Snapshot};
 pub use status::{StatusPatch, wanted as status_patches};

@@ -42,6 +42,10 @@ pub const POOL_ANNOTATIONS: [&str; 2] = [
 /// external-dns's hostname annotation: more DNS names for a LoadBalancer Service.
 pub const HOSTNAME_ANNOTATION: &str = "external-dns.alpha.kubernetes.io/hostname";
 
+/// Gatehouse's annotation: send a PROXY protocol header (`v1` or `v2`) to the Service's
+/// endpoints, so that they see the client's address.
+pub const PROXY_PROTOCOL_ANNOTATION: &str = "gatehouse.dev/proxy-protocol";
+
 /// The overlay and what it was made of, for status.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rendered {
@@ -469,6 +473,14 @@ impl Renderer<'_> {
                     "protocol": protocol,
                     "backend": backend,
                 });
+                if let Some(ranges) = s
+                    .spec
+                    .as_ref()
+                    .and_then(|sp| sp.load_balancer_source_ranges.as_ref())
+                    .filter(|r| !r.is_empty())
+                {
+                    l["allow"] = json!(ranges);
+                }
                 if !names.is_empty() {
                     l["dnsNames"] = json!(names);
                 }
@@ -535,10 +547,26 @@ impl Renderer<'_> {
     fn backend(&mut self, key: &Key, s: &Service, p: &ServicePort) -> String {
         let name = generated_name("k8s", key, Some(p.port));
         let endpoints = self.endpoints(key, s, p);
+        let mut backend = json!({"name": name, "endpoints": endpoints});
+        if s.spec
+            .as_ref()
+            .and_then(|sp| sp.session_affinity.as_deref())
+            == Some("ClientIP")
+        {
+            backend["balance"] = json!("ConsistentHash");
+        }
+        // TCP ports only: UDP has no PROXY header here.
+        if let Some(v) = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROXY_PROTOCOL_ANNOTATION))
+            .filter(|_| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+        {
+            backend["proxyProtocol"] = json!(v);
+        }
         let fragment = self.fragments.entry(key.clone()).or_default();
-        fragment
-            .0
-            .insert(name.clone(), json!({"name": name, "endpoints": endpoints}));
+        fragment.0.insert(name.clone(), backend);
         name
     }
 

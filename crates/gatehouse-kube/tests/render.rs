@@ -532,3 +532,43 @@ fn allowed_routes_and_reference_grants_are_enforced() {
         .unwrap();
     assert_eq!(local["status"], "True", "{local}");
 }
+
+#[test]
+fn source_ranges_affinity_and_proxy_protocol_carry_over() {
+    let w = World::new()
+        .service(service(
+            "a",
+            "web",
+            json!({
+                "metadata": {"annotations": {"gatehouse.dev/proxy-protocol": "v2"}},
+                "spec": {"loadBalancerSourceRanges": ["192.168.1.0/24"], "sessionAffinity": "ClientIP"},
+            }),
+        ))
+        .service(service(
+            "b",
+            "bad",
+            json!({"metadata": {"annotations": {"gatehouse.dev/proxy-protocol": "v3"}}}),
+        ));
+    let (config, rejected, _) = w.compile(FILE);
+    let l = listener(&config, "svc.a.web/tcp-80");
+    assert_eq!(
+        l.access
+            .allow
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["192.168.1.0/24"]
+    );
+    let b = &config.backends["k8s.a.web.80"];
+    assert_eq!(b.balance, gatehouse_config::Balance::ConsistentHash);
+    assert_eq!(
+        b.proxy_protocol,
+        Some(gatehouse_config::ProxyProtocolVersion::V2)
+    );
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].errors[0].contains("`v3` is not a PROXY protocol version"),
+        "{rejected:?}"
+    );
+    assert_eq!(config.backends["k8s.a.web.53"].proxy_protocol, None);
+}
