@@ -2219,8 +2219,8 @@ fn resource_request(
 // ---------------------------------------------------------------------------------------------
 // Small encoders
 
-/// Standard base64 with padding (RFC 4648), for `certificate-authority-data`.
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648), for `certificate-authority-data` and Secret `data`.
+pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

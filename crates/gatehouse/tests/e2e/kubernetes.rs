@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use gatehouse_testkit::kube::{FakeApiServer, Resource};
+use gatehouse_testkit::kube::{FakeApiServer, Resource, base64};
 use gatehouse_testkit::{Backend, Gatehouse, TempDir, ask, curl_get, free_port};
 use serde_json::{Value, json};
 
@@ -458,5 +458,84 @@ fn with_a_cache_file_a_restart_serves_the_last_state_while_the_api_server_is_dow
     ask_until(&c, vip, "two");
     c.wait_until("status to leave the cache", || {
         c.status()["from_cache"].is_null()
+    });
+}
+
+#[test]
+fn an_https_gateway_serves_the_certificate_of_its_secret_and_follows_its_renewal() {
+    let c = Cluster::start(&config(37));
+    let site = Backend::start("site");
+    let dir = TempDir::new();
+    let ca = gatehouse_testkit::TestCa::new("cluster-ca");
+    let cacert = dir.path().join("ca.pem");
+    ca.write_pem(&cacert);
+    let secret = |stem: &str| {
+        let cert = ca.issue(
+            dir.path(),
+            stem,
+            &["*.lab.test"],
+            gatehouse_testkit::KeyType::Ecdsa,
+        );
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "wildcard", "namespace": "infra"},
+            "data": {"tls.crt": base64(cert.pem().as_bytes()), "tls.key": base64(cert.key_pem().as_bytes())},
+        })
+    };
+    c.apply(&Resource::SECRET, secret("first"));
+    c.apply(
+        &Resource::SERVICE,
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "site", "namespace": "infra"},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "echo", "port": 80}]},
+        }),
+    );
+    c.apply(
+        &Resource::ENDPOINT_SLICE,
+        slice("infra", "site", &[site.addr()]),
+    );
+    let port = free_port();
+    c.apply(
+        &Resource::GATEWAY,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "edge", "namespace": "infra"},
+            "spec": {"gatewayClassName": "gatehouse", "listeners": [{
+                "name": "https", "port": port, "protocol": "HTTPS", "hostname": "*.lab.test",
+                "tls": {"mode": "Terminate", "certificateRefs": [{"name": "wildcard"}]},
+            }]},
+        }),
+    );
+    c.apply(
+        &Resource::HTTP_ROUTE,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "site", "namespace": "infra"},
+            "spec": {
+                "parentRefs": [{"name": "edge"}],
+                "hostnames": ["www.lab.test"],
+                "rules": [{"backendRefs": [{"name": "site", "port": 80}]}],
+            },
+        }),
+    );
+    let gw: SocketAddr = format!("127.0.37.1:{port}").parse().unwrap();
+    let get = || {
+        curl_get(
+            "https://www.lab.test/",
+            &[("www.lab.test", 443, gw)],
+            Some(&cacert),
+            &[],
+        )
+    };
+    c.wait_until("HTTPS through the Gateway", || get().status == Some(200));
+    let r = get();
+    assert_eq!(r.body.trim(), "site");
+    assert_eq!(r.peer_cn.as_deref(), Some("first"));
+
+    // cert-manager renews the Secret: new handshakes get the new certificate.
+    c.apply(&Resource::SECRET, secret("second"));
+    c.wait_until("the renewed certificate", || {
+        get().peer_cn.as_deref() == Some("second")
     });
 }
