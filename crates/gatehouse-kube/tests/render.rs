@@ -572,3 +572,50 @@ fn source_ranges_affinity_and_proxy_protocol_carry_over() {
     );
     assert_eq!(config.backends["k8s.a.web.53"].proxy_protocol, None);
 }
+
+#[test]
+fn node_ports_mode_sends_to_ready_nodes_and_honours_the_local_policy() {
+    let node = |name: &str, ip: &str, ready: &str| {
+        let n: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {
+                "addresses": [{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}],
+                "conditions": [{"type": "Ready", "status": ready}],
+            },
+        }))
+        .unwrap();
+        Arc::new(n)
+    };
+    let mut w = World::new()
+        .service(service(
+            "a",
+            "cluster",
+            json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP", "nodePort": 30080}]}}),
+        ))
+        .service(service(
+            "a",
+            "local",
+            json!({"spec": {"externalTrafficPolicy": "Local",
+                            "ports": [{"name": "http", "port": 81, "protocol": "TCP", "nodePort": 30081}]}}),
+        ));
+    let mut local_slice = slice("a", "local", &[("10.1.0.5", true)]);
+    local_slice["endpoints"][0]["nodeName"] = json!("n2");
+    w = w.slice(local_slice);
+    for (name, ip, ready) in [
+        ("n1", "10.0.0.1", "True"),
+        ("n2", "10.0.0.2", "True"),
+        ("n3", "10.0.0.3", "False"),
+    ] {
+        w.snapshot
+            .nodes
+            .insert(key("", name), node(name, ip, ready));
+    }
+    let file = FILE.replace("  pool: lan\n", "  pool: lan\n  endpoints: nodePorts\n");
+    let (config, rejected, _) = w.compile(&file);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    assert_eq!(
+        endpoints(&config, "k8s.a.cluster.80"),
+        ["10.0.0.1:30080", "10.0.0.2:30080"]
+    );
+    assert_eq!(endpoints(&config, "k8s.a.local.81"), ["10.0.0.2:30081"]);
+}
