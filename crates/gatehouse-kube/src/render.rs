@@ -147,6 +147,9 @@ impl Renderer<'_> {
                 continue;
             }
             let document = document_name("Gateway", key);
+            // Named after namespace and name: two Gateways of one name in two namespaces are
+            // two gateways (the manifest reader knows gateways by name).
+            let name = generated_name("gw", key, None);
             let has_addresses = spec["addresses"].as_array().is_some_and(|a| !a.is_empty());
             if !has_addresses {
                 let held: Vec<IpAddr> = g.data["status"]["addresses"]
@@ -159,7 +162,7 @@ impl Renderer<'_> {
                     self.out
                         .overlay
                         .addresses
-                        .insert(format!("{}/{}", key.0, key.1), entries);
+                        .insert(format!("{}/{name}", key.0), entries);
                 }
             }
             for l in spec["listeners"].as_array().into_iter().flatten() {
@@ -181,12 +184,12 @@ impl Renderer<'_> {
             self.out.overlay.documents.push(OverlayDocument {
                 name: document.clone(),
                 kind: DocumentKind::Manifest,
-                text: manifest_text(g, "Gateway", &key.0, spec.clone()),
+                text: manifest_text(&name, "Gateway", &key.0, spec.clone(), g),
             });
             self.out.gateways.insert(
                 key.clone(),
                 Taken {
-                    gateway: key.1.clone(),
+                    gateway: name,
                     document,
                 },
             );
@@ -253,7 +256,22 @@ impl Renderer<'_> {
                 let document = document_name(kind.kind(), key);
                 let mut unresolved = Vec::new();
                 if !parents.is_empty() {
-                    spec["parentRefs"] = Value::Array(parents.clone());
+                    // The gateways are known by their generated names.
+                    let renamed: Vec<Value> = parents
+                        .iter()
+                        .map(|p| {
+                            let ns = p["namespace"].as_str().unwrap_or(&key.0).to_owned();
+                            let gw = (
+                                ns.clone(),
+                                p["name"].as_str().unwrap_or_default().to_owned(),
+                            );
+                            let mut p = p.clone();
+                            p["name"] = json!(generated_name("gw", &gw, None));
+                            p["namespace"] = json!(ns);
+                            p
+                        })
+                        .collect();
+                    spec["parentRefs"] = Value::Array(renamed);
                     for rule in spec["rules"].as_array_mut().into_iter().flatten() {
                         let Some(refs) = rule["backendRefs"].as_array_mut() else {
                             continue;
@@ -284,7 +302,13 @@ impl Renderer<'_> {
                     self.out.overlay.documents.push(OverlayDocument {
                         name: document.clone(),
                         kind: DocumentKind::Manifest,
-                        text: manifest_text(route, kind.kind(), &key.0, spec),
+                        text: manifest_text(
+                            route.metadata.name.as_deref().unwrap_or_default(),
+                            kind.kind(),
+                            &key.0,
+                            spec,
+                            route,
+                        ),
                     });
                 }
                 taken.push(TakenRoute {
@@ -712,8 +736,14 @@ pub fn generated_name(prefix: &str, key: &Key, port: Option<i32>) -> String {
     format!("{}-{hash:016x}", &full[..46])
 }
 
-/// An object as a manifest document: kind, name and namespace, and `spec`.
-fn manifest_text(obj: &DynamicObject, kind: &str, namespace: &str, spec: Value) -> String {
+/// An object as a manifest document: kind, `name` and namespace, and `spec`.
+fn manifest_text(
+    name: &str,
+    kind: &str,
+    namespace: &str,
+    spec: Value,
+    obj: &DynamicObject,
+) -> String {
     let api_version = obj
         .types
         .as_ref()
@@ -722,7 +752,7 @@ fn manifest_text(obj: &DynamicObject, kind: &str, namespace: &str, spec: Value) 
         "apiVersion": api_version,
         "kind": kind,
         "metadata": {
-            "name": obj.metadata.name.clone().unwrap_or_default(),
+            "name": name,
             "namespace": namespace,
         },
         "spec": spec,

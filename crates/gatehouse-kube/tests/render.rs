@@ -342,7 +342,7 @@ fn gateway_api_objects_become_routes_and_bad_ones_are_left_out_alone() {
     );
 
     // The Gateway got a pool address; its listener serves the good route.
-    let l = listener(&config, "internal/http");
+    let l = listener(&config, "gw.infra.internal/http");
     assert_eq!(l.bind, "127.0.10.1:8080".parse::<SocketAddr>().unwrap());
     assert_eq!(
         endpoints(&config, "k8s.media.sonarr.8989"),
@@ -352,7 +352,7 @@ fn gateway_api_objects_become_routes_and_bad_ones_are_left_out_alone() {
         !config
             .listeners
             .iter()
-            .any(|l| l.name.starts_with("someone-elses"))
+            .any(|l| l.name.contains("someone-elses"))
     );
 
     let by: BTreeMap<String, &Value> = patches
@@ -473,7 +473,7 @@ fn gateways_of_a_class_another_controller_implements_are_not_served() {
         .classes
         .insert(key("", "gatehouse"), dynamic(ours));
     let (config, _, patches) = w.compile(FILE);
-    listener(&config, "internal/http");
+    listener(&config, "gw.infra.internal/http");
     let accepted = patches.iter().find(|p| p.kind == "GatewayClass").unwrap();
     assert_eq!(accepted.body["status"]["conditions"][0]["status"], "True");
 }
@@ -618,4 +618,26 @@ fn node_ports_mode_sends_to_ready_nodes_and_honours_the_local_policy() {
         ["10.0.0.1:30080", "10.0.0.2:30080"]
     );
     assert_eq!(endpoints(&config, "k8s.a.local.81"), ["10.0.0.2:30081"]);
+}
+
+#[test]
+fn gateways_of_one_name_in_two_namespaces_are_two_gateways() {
+    let mut other = gateway();
+    other["metadata"]["namespace"] = json!("lab");
+    other["spec"]["listeners"][0]["port"] = json!(8081);
+    let mut route = http_route("sonarr", "sonarr", json!({}));
+    route["spec"]["parentRefs"] = json!([{"name": "internal", "namespace": "lab"}]);
+    let w = World::new()
+        .gateway(gateway())
+        .gateway(other)
+        .route(RouteKind::Http, route);
+    let (config, rejected, _) = w.compile(FILE);
+    let missing = rejected
+        .iter()
+        .map(|r| r.document.as_str())
+        .collect::<Vec<_>>();
+    // The route names a Service that is not there; the Gateways are both fine.
+    assert_eq!(missing, ["HTTPRoute media/sonarr"]);
+    listener(&config, "gw.infra.internal/http");
+    listener(&config, "gw.lab.internal/http");
 }
