@@ -302,8 +302,10 @@ impl Renderer<'_> {
                     self.out.overlay.documents.push(OverlayDocument {
                         name: document.clone(),
                         kind: DocumentKind::Manifest,
+                        // Named after kind, namespace and name: routes of one name in two
+                        // namespaces are two routes.
                         text: manifest_text(
-                            route.metadata.name.as_deref().unwrap_or_default(),
+                            &generated_name(kind.prefix(), key, None),
                             kind.kind(),
                             &key.0,
                             spec,

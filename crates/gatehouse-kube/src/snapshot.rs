@@ -34,6 +34,17 @@ impl RouteKind {
         RouteKind::Udp,
     ];
 
+    /// The prefix of the Gatehouse route names made for routes of this kind
+    /// (`http.NAMESPACE.NAME`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            RouteKind::Http => "http",
+            RouteKind::Tls => "tls",
+            RouteKind::Tcp => "tcp",
+            RouteKind::Udp => "udp",
+        }
+    }
+
     /// The Kubernetes `kind`.
     pub fn kind(self) -> &'static str {
         match self {

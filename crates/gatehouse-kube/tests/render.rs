@@ -641,3 +641,33 @@ fn gateways_of_one_name_in_two_namespaces_are_two_gateways() {
     listener(&config, "gw.infra.internal/http");
     listener(&config, "gw.lab.internal/http");
 }
+
+#[test]
+fn routes_of_one_name_in_two_namespaces_are_two_routes() {
+    let sonarr = |ns: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "sonarr", "namespace": ns},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "web", "port": 8989}]},
+        })
+    };
+    let route = |ns: &str| {
+        let mut r = http_route("web", "sonarr", json!({}));
+        r["metadata"]["namespace"] = json!(ns);
+        r["spec"]["rules"][0]["backendRefs"][0]["namespace"] = json!(ns);
+        r["spec"]["hostnames"] = json!([format!("{ns}.lab.example")]);
+        r
+    };
+    let w = World::new()
+        .service(sonarr("media"))
+        .service(sonarr("tv"))
+        .gateway(gateway())
+        .route(RouteKind::Http, route("media"))
+        .route(RouteKind::Http, route("tv"));
+    let (config, rejected, _) = w.compile(FILE);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let l = listener(&config, "gw.infra.internal/http");
+    let mut names: Vec<&str> = l.http_routes.iter().map(|r| r.route.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["http.media.web", "http.tv.web"]);
+}
