@@ -17,6 +17,7 @@
 
 mod cache;
 mod render;
+mod secrets;
 mod snapshot;
 mod status;
 mod watch;
@@ -300,6 +301,7 @@ async fn run(
     // The cache file is written from whole views only, at most every `WRITE_EVERY`.
     let mut cache_due: Option<tokio::time::Instant> = None;
     let mut cache_written = tokio::time::Instant::now() - cache::WRITE_EVERY;
+    let mut good_secrets = secrets::GoodSecrets::default();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -335,11 +337,12 @@ async fn run(
         if settings.cache_file.is_some() && cache_due.is_none() {
             cache_due = Some((cache_written + cache::WRITE_EVERY).max(tokio::time::Instant::now()));
         }
-        let snapshot = shared
+        let mut snapshot = shared
             .snapshot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        good_secrets.apply(&mut snapshot);
         let fresh = render(&snapshot, &settings, &pools.borrow_and_update());
         if last.as_deref() == Some(&fresh) {
             continue;

@@ -462,7 +462,7 @@ fn with_a_cache_file_a_restart_serves_the_last_state_while_the_api_server_is_dow
 }
 
 #[test]
-fn an_https_gateway_serves_the_certificate_of_its_secret_and_follows_its_renewal() {
+fn an_https_gateway_serves_its_secrets_certificate_follows_renewals_and_survives_a_bad_one() {
     let c = Cluster::start(&config(37));
     let site = Backend::start("site");
     let dir = TempDir::new();
@@ -537,5 +537,20 @@ fn an_https_gateway_serves_the_certificate_of_its_secret_and_follows_its_renewal
     c.apply(&Resource::SECRET, secret("second"));
     c.wait_until("the renewed certificate", || {
         get().peer_cn.as_deref() == Some("second")
+    });
+
+    // A broken renewal (a key that is not the certificate's): the last good pair stays in
+    // use, the Gateway stays up; the next good one is taken.
+    let mut broken = secret("broken");
+    broken["data"]["tls.key"] = secret("other")["data"]["tls.key"].clone();
+    c.apply(&Resource::SECRET, broken);
+    c.wait_until("the warning about the broken Secret", || {
+        c.gw.logs().contains("its previous version stays in use")
+    });
+    assert_eq!(get().peer_cn.as_deref(), Some("second"));
+    assert!(c.status()["rejected"].as_array().is_none_or(Vec::is_empty));
+    c.apply(&Resource::SECRET, secret("third"));
+    c.wait_until("the next good certificate", || {
+        get().peer_cn.as_deref() == Some("third")
     });
 }
