@@ -43,6 +43,17 @@ impl Cluster {
         self.current.as_ref().map(|r| &r.overlay)
     }
 
+    /// Compiles `source` with the overlay, unless `source` no longer has a `kubernetes`
+    /// section: then without it, so that removing the section removes the cluster's objects
+    /// at once.
+    pub(crate) fn load(&self, source: &Source) -> Result<(Loaded, Vec<Rejected>), Diagnostics> {
+        let with = load(source, self.overlay())?;
+        if self.overlay().is_some() && with.0.config.kubernetes.is_none() {
+            return load(source, None);
+        }
+        Ok(with)
+    }
+
     /// After a config is applied: starts, restarts or stops the provider to match its
     /// `kubernetes` section, and hands it the pools.
     pub(crate) fn follow(&mut self, supervisor: &Supervisor) {
@@ -54,8 +65,12 @@ impl Cluster {
                 tracing::info!("kubernetes: provider stopped (settings changed)");
             }
             self.updates = None;
-            self.current = None;
-            self.rejected.clear();
+            // New settings: the last rendering stays in use until the new provider's first
+            // (the last known state, as during an outage); no settings: nothing of it stays.
+            if wanted.is_none() {
+                self.current = None;
+                self.rejected.clear();
+            }
             supervisor.set_kubernetes_reporter(None);
             if let Some(settings) = wanted {
                 let leader = leader(supervisor, settings.status_instance.clone());

@@ -168,7 +168,7 @@ async fn reload(
         Trigger::Signal => "SIGHUP",
         Trigger::Files(_) => "file changed",
     };
-    let error = match read(path).and_then(|s| load(&s, cluster.overlay()).map(|l| (s, l))) {
+    let error = match read(path).and_then(|s| cluster.load(&s).map(|l| (s, l))) {
         Ok((fresh, (loaded, rejected))) => {
             if matches!(trigger, Trigger::Files(_)) && **supervisor.config() == loaded.config {
                 // An event that changed nothing we use (a temp file, a touch).
@@ -216,7 +216,7 @@ async fn apply_cluster(
     cluster: &mut Cluster,
 ) {
     const WHY: &str = "kubernetes";
-    let error = match load(source, cluster.overlay()) {
+    let error = match cluster.load(source) {
         Ok((loaded, rejected)) => {
             if **supervisor.config() == loaded.config {
                 cluster.applied(supervisor.config(), rejected);

@@ -554,3 +554,18 @@ fn an_https_gateway_serves_its_secrets_certificate_follows_renewals_and_survives
         get().peer_cn.as_deref() == Some("third")
     });
 }
+
+#[test]
+fn removing_the_kubernetes_section_removes_the_clusters_objects() {
+    let c = Cluster::start(&config(38));
+    let one = Backend::start("one");
+    let vip = echo_service(&c, &one, 38);
+    let without = config(38).replace(
+        "kubernetes:\n  kubeconfig: KUBECONFIG_PATH\n  pool: lan\n",
+        "",
+    );
+    assert!(!without.contains("kubernetes"));
+    c.gw.write_config(&without);
+    c.wait_until("the Service's listener to close", || ask(vip).is_err());
+    assert!(c.status().is_null(), "no kubernetes part: {}", c.status());
+}
