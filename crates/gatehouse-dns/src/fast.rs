@@ -1310,7 +1310,6 @@ mod tests {
             }
         }
         s.health.store(3, Ordering::Relaxed);
-        println!("{seen:?}");
         assert!(seen.fast > seen.compared / 4, "{seen:?}");
     }
 
@@ -1444,7 +1443,6 @@ mod tests {
                 compare(&s, &packet, transport, next() % 2 == 0, &mut seen);
             }
         }
-        println!("{seen:?}");
         assert!(seen.fast > 1000, "{seen:?}");
     }
 
@@ -1482,13 +1480,25 @@ mod tests {
     }
 
     /// The user-space cost per query, for callgrind: `DNS_BENCH=PATH:MIX:N` answers N queries
-    /// of MIX (`exact`, `wildcard`, `nodata` (AAAA under the wildcard: NODATA with the SOA) or
-    /// `mixed`: 9 in 10 wildcard, as dnsperf sends them in `bench/dns.sh`; A, RD, no EDNS) by PATH: `new` is what the UDP loop does now
-    /// (`Dns::answer_into`, fast path first, a reused buffer), `old` what it did before (the
-    /// general path, `answer::respond`, a new `Vec` per answer); both count the answer in the
-    /// stats. Run it twice with different N under
-    /// `valgrind --tool=callgrind` and divide the difference in instructions by the
-    /// difference in N (see `docs/benchmarks.md`, DNS).
+    /// of MIX by PATH, through the function the UDP loop calls, without the sockets.
+    ///
+    /// MIX: `exact`, `wildcard`, `nodata` (AAAA under the wildcard: NODATA with the SOA) or
+    /// `mixed` (9 in 10 under the wildcard, as `bench/dns.sh` has dnsperf send them); A
+    /// queries with RD and no EDNS, like dnsperf's. PATH: `new` is what the UDP loop does
+    /// (`Dns::answer_into`: the fast path first, into a reused buffer), `old` what it did
+    /// before the fast path (`answer::respond` alone, a new `Vec` per answer); both count the
+    /// answer in the stats, as the loop does. Instructions do not depend on the machine's
+    /// load; run it for two values of N and divide the difference:
+    ///
+    /// ```text
+    /// cargo test --release -p gatehouse-dns --lib --no-run    # prints the binary, BIN
+    /// for n in 10000 60000; do
+    ///   DNS_BENCH=new:wildcard:$n valgrind --tool=callgrind --callgrind-out-file=cg.$n \
+    ///     BIN --ignored --exact fast::tests::callgrind_per_query
+    /// done
+    /// # (Ir of cg.60000 - Ir of cg.10000) / 50000, Ir from `callgrind_annotate` or the
+    /// # files' `summary:` line
+    /// ```
     #[test]
     #[ignore = "a benchmark for callgrind; set DNS_BENCH=old|new:exact|wildcard|nodata|mixed:N"]
     fn callgrind_per_query() {

@@ -3,17 +3,27 @@
 //! upstream resolvers, with a cache, for the clients allowed to recurse.
 //!
 //! ```text
-//! packet ──► answer::respond ──► zones::Zones::resolve ──► local answer (AA)
-//!   (hygiene: QR, opcode,              │
-//!    EDNS, class, sizes)               └─► not ours ──► forward::Cache ──► hit: answer (RA)
-//!                                                            └─► miss: forward::ask_upstreams
+//! packet ──► fast::answer ──► the common query, from a local zone: answer written directly
+//!   │
+//!   └─► anything else: answer::respond ──► zones::Zones::resolve ──► local answer (AA)
+//!         (hygiene: QR, opcode,                    │
+//!          EDNS, class, sizes)                     └─► not ours ──► forward::Cache ──► hit (RA)
+//!                                                                     └─► miss: upstreams
 //! ```
+//!
+//! The fast path (`fast`) takes the common query (one question, class IN, an optional plain
+//! OPT record, a name a local zone answers without a CNAME to follow, an answer that fits):
+//! it reads the header, question and OPT by hand, finds the name in byte-keyed tables built
+//! with the zones, and writes precompiled records into a reused buffer. Its answer is the
+//! general path's, byte for byte (differential tests and the fuzz target check it); for
+//! anything else it steps aside.
 //!
 //! # Why not hickory-server's `ServerFuture`
 //!
 //! The wire format is hickory-proto's (`Message`, `Edns`, `Record`...), but the socket loops
 //! are ours (`serve`), and so is the one function that turns a packet into an answer
-//! ([`Dns::answer_local`], which the fuzz target calls). hickory-server 0.26's `Server` makes
+//! ([`Dns::answer_local`], which the fuzz target calls; it tries the fast path, then the
+//! general one, as the server does). hickory-server 0.26's `Server` makes
 //! three requirements impossible:
 //! - it caps a UDP answer at the payload size of the answer's *own* OPT record, so it cannot
 //!   both advertise our 1232 bytes and fit a client that said 512; and when an answer is too

@@ -13,12 +13,20 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::snapshot::{Key, Snapshot};
 
+/// One Secret as last seen.
+struct Seen {
+    /// The resourceVersion last checked.
+    version: Option<String>,
+    /// Whether that version holds a usable pair.
+    good: bool,
+    /// The last version that did.
+    last_good: Option<Arc<Secret>>,
+}
+
 /// What was last seen of each Secret.
 #[derive(Default)]
 pub(crate) struct GoodSecrets {
-    /// Per Secret: the resourceVersion last checked, whether it was good, and the last good
-    /// version.
-    seen: BTreeMap<Key, (Option<String>, bool, Option<Arc<Secret>>)>,
+    seen: BTreeMap<Key, Seen>,
 }
 
 impl GoodSecrets {
@@ -28,22 +36,26 @@ impl GoodSecrets {
         self.seen.retain(|k, _| snapshot.secrets.contains_key(k));
         for (key, secret) in &mut snapshot.secrets {
             let version = secret.metadata.resource_version.clone();
-            let entry = self.seen.entry(key.clone()).or_insert((None, false, None));
-            if entry.0.is_none() || entry.0 != version {
+            let entry = self.seen.entry(key.clone()).or_insert(Seen {
+                version: None,
+                good: false,
+                last_good: None,
+            });
+            if entry.version.is_none() || entry.version != version {
                 let verdict = check(secret);
-                entry.0 = version;
-                entry.1 = verdict.is_ok();
+                entry.version = version;
+                entry.good = verdict.is_ok();
                 match verdict {
-                    Ok(()) => entry.2 = Some(Arc::clone(secret)),
-                    Err(e) if entry.2.is_some() => tracing::warn!(
+                    Ok(()) => entry.last_good = Some(Arc::clone(secret)),
+                    Err(e) if entry.last_good.is_some() => tracing::warn!(
                         secret = %format!("{}/{}", key.0, key.1),
                         "kubernetes: the Secret holds no usable certificate ({e}); its previous version stays in use"
                     ),
                     Err(_) => {}
                 }
             }
-            if !entry.1
-                && let Some(good) = &entry.2
+            if !entry.good
+                && let Some(good) = &entry.last_good
             {
                 *secret = Arc::clone(good);
             }
