@@ -113,7 +113,7 @@ impl Provider {
         leader: Leader,
     ) -> Provider {
         let (rendered_tx, rendered) = channel::channel(None);
-        let (pools_tx, pools_rx) = channel::channel(pools);
+        let (pools_tx, pools_rx) = channel::channel(ranges_only(&pools));
         let (applied_tx, applied_rx) = channel::channel(None);
         let report = Arc::new(Mutex::new(Report::default()));
         let stop = CancellationToken::new();
@@ -148,10 +148,13 @@ impl Provider {
 
     /// The running config's pools changed.
     pub fn set_pools(&self, pools: &BTreeMap<String, AddressPool>) {
+        // Rendering reads the ranges only: what the pools handed out changes with every
+        // Service applied, and must not make the provider render again for nothing.
+        let ranges = ranges_only(pools);
         self.pools.send_if_modified(|p| {
-            let changed = p != pools;
+            let changed = *p != ranges;
             if changed {
-                p.clone_from(pools);
+                *p = ranges;
             }
             changed
         });
@@ -187,6 +190,18 @@ impl Provider {
     pub fn reporter(&self) -> Reporter {
         Reporter(Arc::clone(&self.report))
     }
+}
+
+/// The pools without what they handed out.
+fn ranges_only(pools: &BTreeMap<String, AddressPool>) -> BTreeMap<String, AddressPool> {
+    pools
+        .iter()
+        .map(|(name, p)| {
+            let mut p = p.clone();
+            p.allocated.clear();
+            (name.clone(), p)
+        })
+        .collect()
 }
 
 /// Reads a provider's [`Report`].
