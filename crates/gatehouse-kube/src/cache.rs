@@ -23,21 +23,25 @@ use crate::snapshot::{Key, RouteKind, Snapshot};
 /// The most often the file is written.
 pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(5);
 
-/// What the file holds: each kind as a list (keys are rebuilt from the objects).
-#[derive(Serialize, Deserialize, Default)]
-struct CacheFile {
-    services: Vec<Service>,
-    slices: Vec<EndpointSlice>,
-    nodes: Vec<Node>,
-    secrets: Vec<Secret>,
-    classes: Vec<DynamicObject>,
-    gateways: Vec<DynamicObject>,
-    grants: Vec<DynamicObject>,
-    routes: Vec<(RouteKind, DynamicObject)>,
+/// What the file holds: each kind as a list (keys are rebuilt from the objects). Written
+/// from references into the snapshot (`CacheFile<&T>`, no object copied), read as owned.
+#[derive(Serialize, Deserialize)]
+struct CacheFile<S, E, N, T, D> {
+    services: Vec<S>,
+    slices: Vec<E>,
+    nodes: Vec<N>,
+    secrets: Vec<T>,
+    classes: Vec<D>,
+    gateways: Vec<D>,
+    grants: Vec<D>,
+    routes: Vec<(RouteKind, D)>,
 }
 
-fn values<K: Clone>(map: &BTreeMap<Key, Arc<K>>) -> Vec<K> {
-    map.values().map(|k| (**k).clone()).collect()
+/// The file as read.
+type Owned = CacheFile<Service, EndpointSlice, Node, Secret, DynamicObject>;
+
+fn values<K>(map: &BTreeMap<Key, Arc<K>>) -> Vec<&K> {
+    map.values().map(|k| &**k).collect()
 }
 
 fn keyed<K: Resource>(list: Vec<K>) -> BTreeMap<Key, Arc<K>> {
@@ -65,7 +69,7 @@ pub(crate) fn write(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
         routes: snapshot
             .routes
             .iter()
-            .flat_map(|(kind, m)| m.values().map(|r| (*kind, (**r).clone())))
+            .flat_map(|(kind, m)| m.values().map(|r| (*kind, &**r)))
             .collect(),
     };
     let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
@@ -91,7 +95,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<Snapshot>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let file: CacheFile =
+    let file: Owned =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut routes: BTreeMap<RouteKind, BTreeMap<Key, Arc<DynamicObject>>> = BTreeMap::new();
     for (kind, r) in file.routes {

@@ -74,7 +74,7 @@ fn get_from(
     (status, body)
 }
 
-fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
+pub(crate) fn get(addr: SocketAddr, path: &str, auth: Option<&str>) -> (u16, String) {
     get_from(None, addr, path, auth)
 }
 
@@ -85,7 +85,7 @@ fn metric(text: &str, series: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-fn scrape(admin: SocketAddr) -> String {
+pub(crate) fn scrape(admin: SocketAddr) -> String {
     let (status, body) = get(admin, "/metrics", None);
     assert_eq!(status, 200, "{body}");
     body

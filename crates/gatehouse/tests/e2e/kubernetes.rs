@@ -57,12 +57,9 @@ impl Cluster {
 
     /// The `kubernetes` part of `/status`.
     fn status(&self) -> Value {
-        let out = std::process::Command::new("curl")
-            .args(["-sf", "--max-time", "5"])
-            .arg(format!("http://{}/status", self.admin()))
-            .output()
-            .unwrap();
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let (code, body) = crate::admin::get(self.admin(), "/status", None);
+        assert_eq!(code, 200, "{body}");
+        let doc: Value = serde_json::from_str(&body).unwrap();
         doc["kubernetes"].clone()
     }
 
@@ -252,19 +249,19 @@ fn when_the_api_server_is_down_traffic_keeps_flowing_and_status_says_so() {
     c.wait_until("status to say disconnected", || {
         c.status()["connected"] == false
     });
-    let metrics = std::process::Command::new("curl")
-        .args(["-sf", &format!("http://{}/metrics", c.admin())])
-        .output()
-        .unwrap();
     assert!(
-        String::from_utf8_lossy(&metrics.stdout).contains("gatehouse_kubernetes_connected 0"),
+        crate::admin::scrape(c.admin()).contains("gatehouse_kubernetes_connected 0"),
         "metrics say disconnected"
     );
     // The last known state is served, for as long as it takes.
     for _ in 0..20 {
         assert_eq!(ask(vip).unwrap(), "one");
     }
-    assert!(c.gw.logs().contains("serving the last known state"));
+    // The log is read from the child's stderr by another thread: wait for the line.
+    assert!(
+        c.gw.wait_for("serving the last known state", 0, WAIT)
+            .is_some()
+    );
 
     // Changed while we could not see it: reconciled when the server is back.
     c.apply(
@@ -444,8 +441,8 @@ fn with_a_cache_file_a_restart_serves_the_last_state_while_the_api_server_is_dow
     assert_eq!(k["connected"], false, "{k}");
     assert!(k["from_cache"].is_string(), "{k}");
     assert!(
-        c.gw.logs()
-            .contains("serving the objects of the cache file")
+        c.gw.wait_for("serving the objects of the cache file", 0, WAIT)
+            .is_some()
     );
 
     // The API server is back, with a change made meanwhile: the cluster wins.
